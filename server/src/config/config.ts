@@ -1,0 +1,239 @@
+import path from 'node:path';
+import { ConfigError } from '../errors.js';
+
+export type Role = 'api' | 'worker' | 'scheduler';
+export const ALL_ROLES: readonly Role[] = ['api', 'worker', 'scheduler'];
+
+export type DatabaseDialect = 'sqlite' | 'postgres' | 'mysql';
+
+export interface DatabaseConfig {
+  dialect: DatabaseDialect;
+  /** sqlite: absolute file path; others: connection URL. */
+  url: string;
+}
+
+export interface OidcConfig {
+  /** true: the bundled OpenID provider is served under /oidc and is the issuer. */
+  embedded: boolean;
+  issuer: string;
+  audience: string;
+  jwksUri?: string;
+  /** Dotted path to the roles array in the access token, e.g. `realm_access.roles`. */
+  rolesClaim: string;
+  adminRole: string;
+  viewerRole: string;
+  algorithms: string[];
+  clockToleranceSeconds: number;
+  /** Public client of the web UI (authorization code + PKCE). */
+  webClientId: string;
+  webRedirectUris: string[];
+}
+
+export interface Config {
+  dataDir: string;
+  host: string;
+  port: number;
+  publicUrl: string;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  roles: Role[];
+  database: DatabaseConfig;
+  oidc: OidcConfig;
+  metrics: boolean;
+  redisUrl?: string;
+}
+
+type Env = Record<string, string | undefined>;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+const JWS_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'];
+
+/** Every variable Backroll reads, with its meaning; drives `config check` and the README. */
+export const CONFIG_VARIABLES: Record<string, string> = {
+  BACKROLL_DATA_DIR: 'data directory (SQLite file, SSH keys, secret key, identity provider state); default ./data',
+  BACKROLL_HOST: 'listen address; default 0.0.0.0',
+  BACKROLL_PORT: 'listen port; default 5050',
+  BACKROLL_PUBLIC_URL: 'URL clients use to reach Backroll; default http://localhost:<port>',
+  BACKROLL_LOG_LEVEL: 'fatal|error|warn|info|debug|trace|silent; default info',
+  BACKROLL_ROLES: 'comma list of api,worker,scheduler run by `backroll start`; default all three',
+  BACKROLL_DATABASE_URL: 'sqlite:<file> | postgres://… | mysql://… (MariaDB too); default sqlite in the data dir',
+  BACKROLL_OIDC_ISSUER: 'external OpenID issuer URL; unset = the bundled provider at <public url>/oidc',
+  BACKROLL_OIDC_AUDIENCE: 'expected `aud` of access tokens; default backroll',
+  BACKROLL_OIDC_JWKS_URI: 'JWKS URL; default: discovered from the issuer',
+  BACKROLL_OIDC_ROLES_CLAIM: 'dotted path of the roles array in tokens (e.g. realm_access.roles); default roles',
+  BACKROLL_OIDC_ADMIN_ROLE: 'role value granting admin; default admin',
+  BACKROLL_OIDC_VIEWER_ROLE: 'role value granting read-only access; default viewer',
+  BACKROLL_OIDC_ALGORITHMS: 'allowed JWS algorithms; default RS256,PS256,ES256,EdDSA',
+  BACKROLL_OIDC_CLOCK_TOLERANCE: 'seconds of clock skew accepted on exp/nbf; default 5',
+  BACKROLL_OIDC_WEB_CLIENT_ID: 'client id of the web UI (public client, PKCE); default backroll-web',
+  BACKROLL_OIDC_WEB_REDIRECT_URIS: 'comma list of the web UI redirect URIs; default <public url>/ui/callback',
+  BACKROLL_METRICS: 'serve Prometheus metrics at /metrics (true|false); default true',
+  BACKROLL_REDIS_URL: 'Redis URL for the distributed job queue; unset = in-process jobs',
+};
+
+/**
+ * Reads and validates the environment once. Collects every problem before failing,
+ * so an operator fixes them in one go. Pure: no I/O.
+ */
+export function loadConfig(env: Env, cwd: string = process.cwd()): Config {
+  const problems: string[] = [];
+  const str = (name: string, fallback: string): string => {
+    const v = env[name];
+    return v === undefined || v.trim() === '' ? fallback : v.trim();
+  };
+  const int = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = env[name];
+    if (raw === undefined || raw.trim() === '') return fallback;
+    if (!/^\d+$/.test(raw.trim()) || Number(raw) < min || Number(raw) > max) {
+      problems.push(`${name}=${JSON.stringify(raw)}: expected an integer between ${min} and ${max}`);
+      return fallback;
+    }
+    return Number(raw);
+  };
+  const bool = (name: string, fallback: boolean): boolean => {
+    const raw = env[name]?.trim().toLowerCase();
+    if (raw === undefined || raw === '') return fallback;
+    if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
+    if (['0', 'false', 'no', 'off'].includes(raw)) return false;
+    problems.push(`${name}=${JSON.stringify(env[name])}: expected true or false`);
+    return fallback;
+  };
+  const url = (name: string, value: string, protocols: string[]): string => {
+    try {
+      const u = new URL(value);
+      if (!protocols.includes(u.protocol)) throw new Error('protocol');
+      return value.replace(/\/+$/, '');
+    } catch {
+      problems.push(`${name}=${JSON.stringify(value)}: expected a URL starting with ${protocols.map((p) => p + '//').join(' or ')}`);
+      return value;
+    }
+  };
+
+  const dataDir = path.resolve(cwd, str('BACKROLL_DATA_DIR', './data'));
+  const host = str('BACKROLL_HOST', '0.0.0.0');
+  const port = int('BACKROLL_PORT', 5050, 0, 65535);
+  const publicUrl = url('BACKROLL_PUBLIC_URL', str('BACKROLL_PUBLIC_URL', `http://localhost:${port}`), ['http:', 'https:']);
+
+  const logLevel = str('BACKROLL_LOG_LEVEL', 'info') as Config['logLevel'];
+  if (!LOG_LEVELS.includes(logLevel)) {
+    problems.push(`BACKROLL_LOG_LEVEL=${JSON.stringify(logLevel)}: expected one of ${LOG_LEVELS.join(', ')}`);
+  }
+
+  const roles = parseRoles(str('BACKROLL_ROLES', ALL_ROLES.join(',')), (msg) => problems.push(`BACKROLL_ROLES: ${msg}`));
+
+  const database = parseDatabaseUrl(str('BACKROLL_DATABASE_URL', `sqlite:${path.join(dataDir, 'backroll.db')}`), cwd, (msg) =>
+    problems.push(`BACKROLL_DATABASE_URL: ${msg}`),
+  );
+
+  const externalIssuer = env.BACKROLL_OIDC_ISSUER?.trim();
+  const embedded = !externalIssuer;
+  const issuer = embedded ? `${publicUrl}/oidc` : url('BACKROLL_OIDC_ISSUER', externalIssuer, ['http:', 'https:']);
+  const jwksRaw = env.BACKROLL_OIDC_JWKS_URI?.trim();
+  const algorithms = str('BACKROLL_OIDC_ALGORITHMS', 'RS256,PS256,ES256,EdDSA')
+    .split(',')
+    .map((a) => a.trim())
+    .filter(Boolean);
+  for (const alg of algorithms) {
+    if (!JWS_ALGS.includes(alg)) problems.push(`BACKROLL_OIDC_ALGORITHMS: ${JSON.stringify(alg)} is not an asymmetric JWS algorithm (${JWS_ALGS.join(', ')})`);
+  }
+  const rolesClaim = str('BACKROLL_OIDC_ROLES_CLAIM', 'roles');
+  if (!/^[A-Za-z0-9_:\-/]+(\.[A-Za-z0-9_:\-/]+)*$/.test(rolesClaim)) {
+    problems.push(`BACKROLL_OIDC_ROLES_CLAIM=${JSON.stringify(rolesClaim)}: expected a dotted claim path such as realm_access.roles`);
+  }
+
+  const oidc: OidcConfig = {
+    embedded,
+    issuer,
+    audience: str('BACKROLL_OIDC_AUDIENCE', 'backroll'),
+    jwksUri: jwksRaw ? url('BACKROLL_OIDC_JWKS_URI', jwksRaw, ['http:', 'https:']) : undefined,
+    rolesClaim,
+    adminRole: str('BACKROLL_OIDC_ADMIN_ROLE', 'admin'),
+    viewerRole: str('BACKROLL_OIDC_VIEWER_ROLE', 'viewer'),
+    algorithms,
+    clockToleranceSeconds: int('BACKROLL_OIDC_CLOCK_TOLERANCE', 5, 0, 300),
+    webClientId: str('BACKROLL_OIDC_WEB_CLIENT_ID', 'backroll-web'),
+    webRedirectUris: str('BACKROLL_OIDC_WEB_REDIRECT_URIS', `${publicUrl}/ui/callback`)
+      .split(',')
+      .map((u) => u.trim())
+      .filter(Boolean),
+  };
+
+  const redisRaw = env.BACKROLL_REDIS_URL?.trim();
+  const redisUrl = redisRaw ? url('BACKROLL_REDIS_URL', redisRaw, ['redis:', 'rediss:']) : undefined;
+
+  const config: Config = {
+    dataDir,
+    host,
+    port,
+    publicUrl,
+    logLevel,
+    roles,
+    database,
+    oidc,
+    metrics: bool('BACKROLL_METRICS', true),
+    redisUrl,
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return config;
+}
+
+export function parseRoles(value: string, onError: (msg: string) => void): Role[] {
+  const roles = value
+    .split(',')
+    .map((r) => r.trim())
+    .filter(Boolean);
+  const bad = roles.filter((r) => !(ALL_ROLES as readonly string[]).includes(r));
+  if (bad.length > 0 || roles.length === 0) {
+    onError(`${JSON.stringify(value)}: expected a comma list of ${ALL_ROLES.join(', ')}`);
+    return [...ALL_ROLES];
+  }
+  return [...new Set(roles)] as Role[];
+}
+
+export function parseDatabaseUrl(value: string, cwd: string, onError: (msg: string) => void): DatabaseConfig {
+  if (value.startsWith('sqlite:')) {
+    const file = value.slice('sqlite:'.length).replace(/^\/\//, '');
+    if (file === '') {
+      onError('sqlite: needs a file path, e.g. sqlite:/var/lib/backroll/backroll.db');
+      return { dialect: 'sqlite', url: '' };
+    }
+    return { dialect: 'sqlite', url: file === ':memory:' ? file : path.resolve(cwd, file) };
+  }
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    onError(`${JSON.stringify(maskUrl(value))}: expected sqlite:<file>, postgres://user@host/db or mysql://user@host/db`);
+    return { dialect: 'sqlite', url: '' };
+  }
+  switch (parsed.protocol) {
+    case 'postgres:':
+    case 'postgresql:':
+      return { dialect: 'postgres', url: value };
+    case 'mysql:':
+    case 'mariadb:':
+      return { dialect: 'mysql', url: value.replace(/^mariadb:/, 'mysql:') };
+    default:
+      onError(`unsupported scheme ${JSON.stringify(parsed.protocol)}: expected sqlite:, postgres:, postgresql:, mysql: or mariadb:`);
+      return { dialect: 'sqlite', url: '' };
+  }
+}
+
+/** Hides the password of a URL (for logs and `config check`). */
+export function maskUrl(value: string): string {
+  try {
+    const u = new URL(value);
+    if (u.password) u.password = '****';
+    return u.toString();
+  } catch {
+    return value.replace(/\/\/([^:/@]+):[^@]*@/, '//$1:****@');
+  }
+}
+
+/** The configuration as printed by `backroll config check`: secrets masked. */
+export function describeConfig(config: Config): Record<string, unknown> {
+  return {
+    ...config,
+    database: { ...config.database, url: maskUrl(config.database.url) },
+    redisUrl: config.redisUrl ? maskUrl(config.redisUrl) : undefined,
+  };
+}

@@ -1,0 +1,162 @@
+import type { Generated } from 'kysely';
+
+/**
+ * Table shapes, portable across SQLite, PostgreSQL and MySQL/MariaDB:
+ * ids are UUID strings, timestamps ISO-8601 UTC strings (sortable), booleans
+ * 0/1 integers, lists and objects JSON text. Repositories convert to domain types.
+ */
+export interface StorageTable {
+  id: string;
+  name: string;
+  path: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface HookTable {
+  id: string;
+  name: string;
+  kind: string;
+  url_sealed: string;
+  secret_sealed: string | null;
+  events: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface PolicyTable {
+  id: string;
+  name: string;
+  description: string;
+  schedule: string;
+  timezone: string;
+  retention_daily: number;
+  retention_weekly: number;
+  retention_monthly: number;
+  retention_yearly: number;
+  storage_id: string;
+  hook_id: string | null;
+  enabled: number;
+  quiesce: string;
+  compression: string;
+  encryption: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ConnectorTable {
+  id: string;
+  name: string;
+  kind: string;
+  endpoint_url: string;
+  api_key_sealed: string;
+  secret_key_sealed: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface PoolTable {
+  id: string;
+  name: string;
+  policy_id: string;
+  connector_id: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface HostTable {
+  id: string;
+  name: string;
+  address: string;
+  ssh_port: number;
+  username: string;
+  pool_id: string;
+  tags: string;
+  libvirt_uri: string;
+  host_key: string | null;
+  host_key_fingerprint: string | null;
+  connection_state: string;
+  connection_error_code: string | null;
+  connection_message: string | null;
+  last_seen_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface VirtualMachineTable {
+  id: string;
+  host_id: string;
+  uuid: string;
+  name: string;
+  state: string;
+  vcpus: number;
+  memory_bytes: number;
+  disks: string;
+  cloudstack_managed: number;
+  system_vm: number;
+  present: number;
+  last_seen_at: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface TaskTable {
+  id: string;
+  kind: string;
+  state: string;
+  target_type: string | null;
+  target_id: string | null;
+  parent_id: string | null;
+  progress_percent: number | null;
+  bytes_done: number | null;
+  bytes_total: number | null;
+  rate_bytes_per_second: number | null;
+  started_by: string | null;
+  result: string | null;
+  error_code: string | null;
+  error_message: string | null;
+  attempts: number;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  updated_at: string;
+}
+
+export interface TaskLogTable {
+  task_id: string;
+  seq: number;
+  at: string;
+  level: string;
+  message: string;
+}
+
+export interface RestorePointTable {
+  id: string;
+  vm_id: string;
+  storage_id: string;
+  repository: string;
+  epoch: number;
+  archives: string;
+  original_size: number | null;
+  compressed_size: number | null;
+  deduplicated_size: number | null;
+  duration_ms: number | null;
+  task_id: string | null;
+  created_at: string;
+}
+
+export interface Database {
+  storages: StorageTable;
+  hooks: HookTable;
+  policies: PolicyTable;
+  connectors: ConnectorTable;
+  pools: PoolTable;
+  hosts: HostTable;
+  virtual_machines: VirtualMachineTable;
+  tasks: TaskTable;
+  task_logs: TaskLogTable;
+  restore_points: RestorePointTable;
+}
+
+// Keep Generated referenced for future auto columns without changing imports.
+export type _Unused = Generated<number>;

@@ -1,0 +1,65 @@
+import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { IdParams, Name, NoContent, Page, PageQuery, listQuery, PatchOf, Timestamps, Uuid, errorResponses } from '../http/schemas.js';
+import { HOOK_EVENTS, HOOK_KINDS } from './hook.repository.js';
+import type { HookService } from './hook.service.js';
+
+const Kind = Type.Union(HOOK_KINDS.map((k) => Type.Literal(k)), { description: 'slack (incoming webhook) or webhook (generic JSON POST, HMAC-signed)' });
+const Event = Type.Union(HOOK_EVENTS.map((e) => Type.Literal(e)));
+const HookCreate = Type.Object(
+  {
+    name: Name,
+    kind: Kind,
+    url: Type.String({ minLength: 8, maxLength: 2048, description: 'write-only: never returned' }),
+    secret: Type.Optional(Type.Union([Type.String({ minLength: 16, maxLength: 512 }), Type.Null()], { description: 'write-only HMAC key (webhook only)' })),
+    events: Type.Array(Event, { minItems: 1, maxItems: HOOK_EVENTS.length }),
+  },
+  { additionalProperties: false },
+);
+const Hook = Type.Object(
+  {
+    id: Uuid,
+    name: Type.String(),
+    kind: Kind,
+    urlHint: Type.String({ description: 'scheme and host of the URL only' }),
+    secretSet: Type.Boolean(),
+    events: Type.Array(Event),
+    ...Timestamps,
+  },
+  { $id: 'Hook' },
+);
+
+const tags = ['hooks'];
+
+export async function hookRoutes(app: FastifyInstance, service: HookService): Promise<void> {
+  app.addSchema(Hook);
+  const HookRef = Type.Ref('Hook');
+  app.get<{ Querystring: Static<typeof PageQuery> }>(
+    '/hooks',
+    { schema: { tags, summary: 'List notification hooks', querystring: PageQuery, response: { 200: Page(HookRef), ...errorResponses() } } },
+    async (req) => service.list(req.query),
+  );
+  app.post<{ Body: Static<typeof HookCreate> }>(
+    '/hooks',
+    { schema: { tags, summary: 'Create a notification hook', body: HookCreate, response: { 201: HookRef, ...errorResponses(409) } } },
+    async (req, reply) => reply.code(201).send(await service.create(req.body)),
+  );
+  app.get<{ Params: IdParams }>(
+    '/hooks/:id',
+    { schema: { tags, summary: 'One hook (secrets are never returned)', params: IdParams, response: { 200: HookRef, ...errorResponses(404) } } },
+    async (req) => service.get(req.params.id),
+  );
+  app.patch<{ Params: IdParams; Body: Static<typeof HookCreate> }>(
+    '/hooks/:id',
+    { schema: { tags, summary: 'Change a hook', params: IdParams, body: PatchOf(HookCreate), response: { 200: HookRef, ...errorResponses(404, 409) } } },
+    async (req) => service.update(req.params.id, req.body),
+  );
+  app.delete<{ Params: IdParams }>(
+    '/hooks/:id',
+    { schema: { tags, summary: 'Delete a hook no policy uses', params: IdParams, response: { ...NoContent, ...errorResponses(404, 409) } } },
+    async (req, reply) => {
+      await service.delete(req.params.id);
+      return reply.code(204).send();
+    },
+  );
+}
