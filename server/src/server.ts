@@ -87,7 +87,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         metrics: config.metrics ? createMetrics() : undefined,
         version: VERSION,
         publicPlugins,
-        routes: (scope) => apiV2Routes(scope, services),
+        routes: (scope) =>
+          apiV2Routes(scope, services, { dataDir: config.dataDir, secretBox, issuer: config.oidc.issuer, embeddedIdp: config.oidc.embedded }),
         health: async () => {
           try {
             await sql`select 1`.execute(db);

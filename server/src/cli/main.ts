@@ -23,6 +23,8 @@ function config(): Config {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // Everything Backroll writes (database, keys, provider state) is for its own user only.
+  process.umask(0o077);
   const program = new Command('backroll').description('Backup and restore of KVM virtual machines into BorgBackup').version(VERSION);
 
   program

@@ -34,7 +34,6 @@ export async function buildHttpApp(options: HttpAppOptions): Promise<FastifyInst
       const incoming = req.headers['x-request-id'];
       return typeof incoming === 'string' && REQUEST_ID.test(incoming) ? incoming : randomUUID();
     },
-    requestIdLogLabel: 'requestId',
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: true } },
     bodyLimit: 1024 * 1024,
     trustProxy: false,

@@ -60,10 +60,15 @@ export async function startTestServer(dialect: DatabaseDialect, env: Record<stri
   });
   const server = await startServer(config, { logger: pino({ level: config.logLevel }), onAdminCreated: () => {} });
   const url = `http://127.0.0.1:${port}`;
-  const admin = createMachineClient(dataDir, server.secretBox, 'test-admin', 'admin');
-  const viewer = createMachineClient(dataDir, server.secretBox, 'test-viewer', 'viewer');
-  const adminToken = await clientCredentialsToken(config.oidc.issuer, admin.clientId, admin.clientSecret);
-  const viewerToken = await clientCredentialsToken(config.oidc.issuer, viewer.clientId, viewer.clientSecret);
+  // With an external issuer the caller brings that issuer's tokens.
+  let adminToken = '';
+  let viewerToken = '';
+  if (config.oidc.embedded) {
+    const admin = createMachineClient(dataDir, server.secretBox, 'test-admin', 'admin');
+    const viewer = createMachineClient(dataDir, server.secretBox, 'test-viewer', 'viewer');
+    adminToken = await clientCredentialsToken(config.oidc.issuer, admin.clientId, admin.clientSecret);
+    viewerToken = await clientCredentialsToken(config.oidc.issuer, viewer.clientId, viewer.clientSecret);
+  }
 
   const api: TestServer['api'] = async (method, p, opts = {}) => {
     const token = opts.token === undefined ? adminToken : opts.token;

@@ -1,0 +1,34 @@
+#!/usr/bin/env node
+// Prints the suite's closing line "N passed, N failed, N skipped" from vitest's JSON
+// report, and exits non-zero when a test failed, or (in CI) when any was skipped:
+// CI must run every test, so a skip means a component is missing.
+import fs from 'node:fs';
+
+const [file] = process.argv.slice(2);
+let report;
+try {
+  report = JSON.parse(fs.readFileSync(file, 'utf8'));
+} catch (err) {
+  console.log(`test report ${file} is missing or unreadable: ${err.message}`);
+  console.log('0 passed, 1 failed, 0 skipped');
+  process.exit(1);
+}
+const passed = report.numPassedTests ?? 0;
+const failed = (report.numFailedTests ?? 0) + (report.numRuntimeErrorTestSuites ?? 0);
+const skipped = (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
+const failedSuites = (report.testResults ?? []).filter((r) => r.status === 'failed' && (r.assertionResults ?? []).length === 0);
+for (const s of failedSuites) console.log(`suite failed to run: ${s.name}: ${(s.message ?? '').split('\n')[0]}`);
+const skippedTests = (report.testResults ?? []).flatMap((r) =>
+  (r.assertionResults ?? []).filter((a) => a.status === 'pending' || a.status === 'skipped' || a.status === 'todo').map((a) => a.fullName),
+);
+if (skippedTests.length > 0) {
+  console.log('skipped:');
+  for (const name of [...new Set(skippedTests.map((n) => n.replace(/ > [^>]*$/, '')))]) console.log(`  ${name}`);
+}
+const totalFailed = failed + failedSuites.length;
+console.log(`${passed} passed, ${totalFailed} failed, ${skipped} skipped`);
+if (totalFailed > 0 || passed === 0) process.exit(1);
+if (skipped > 0 && process.env.CI) {
+  console.log('CI runs with no test skipped: install or start the missing component named above');
+  process.exit(1);
+}
