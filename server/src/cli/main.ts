@@ -4,8 +4,8 @@ import { ensureDataDir } from '../config/data-dir.js';
 import { SecretBox } from '../crypto/secret-box.js';
 import { migrateToLatest, openDatabase } from '../db/database.js';
 import { ConfigError } from '../errors.js';
-import { createMachineClient, deleteMachineClient, listMachineClients, resetAdminPassword } from '../idp/index.js';
-import { startServer } from '../server.js';
+import { resetAdminPassword } from '../idp/accounts.js';
+import { createMachineClient, deleteMachineClient, listMachineClients } from '../idp/clients.js';
 import { VERSION } from '../version.js';
 
 const out = (s: string) => process.stdout.write(`${s}\n`);
@@ -37,6 +37,8 @@ export async function main(argv: string[]): Promise<void> {
     )
     .action(async (opts: { roles?: Config['roles'] }) => {
       const cfg = config();
+      // Loaded only to serve: the provider library warns at import on Node 20 (it prefers 22).
+      const { startServer } = await import('../server.js');
       const server = await startServer(cfg, {
         roles: opts.roles,
         onAdminCreated: ({ password, passwordFile }) => {
