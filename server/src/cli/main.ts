@@ -7,6 +7,7 @@ import { ConfigError } from '../errors.js';
 import { resetAdminPassword } from '../idp/accounts.js';
 import { createMachineClient, deleteMachineClient, listMachineClients } from '../idp/clients.js';
 import { VERSION } from '../version.js';
+import { registerClientCommands } from './client/commands.js';
 
 const out = (s: string) => process.stdout.write(`${s}\n`);
 
@@ -133,5 +134,6 @@ export async function main(argv: string[]): Promise<void> {
       out(`deleted ${clientId}`);
     });
 
+  registerClientCommands(program);
   await program.parseAsync(argv);
 }

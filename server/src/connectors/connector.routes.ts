@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { IdParams, Name, NoContent, Page, PageQuery, listQuery, PatchOf, Timestamps, Uuid, errorResponses } from '../http/schemas.js';
+import { IdParams, Name, NoContent, Page, PageQuery, PatchOf, Timestamps, Uuid, errorResponses } from '../http/schemas.js';
 import type { ConnectorService } from './connector.service.js';
 
 const Key = (what: string) => Type.String({ minLength: 8, maxLength: 512, pattern: '^\\S+$', description: `write-only ${what}: never returned` });

@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { IdParams, Name, NoContent, Page, PageQuery, listQuery, PatchOf, Timestamps, Uuid, errorResponses } from '../http/schemas.js';
+import { IdParams, Name, NoContent, Page, listQuery, PatchOf, Timestamps, Uuid, errorResponses } from '../http/schemas.js';
 import type { StorageService } from './storage.service.js';
 
 
