@@ -22,6 +22,7 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
+npm run typecheck --silent
 npm run build --silent
 
 report="$root/.test-results/vitest.json"
