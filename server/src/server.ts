@@ -12,6 +12,12 @@ import { apiV2Routes } from './http/routes.js';
 import { createEmbeddedIdp, ensureAdminAccount } from './idp/index.js';
 import { createLogger } from './logger.js';
 import { createServices, type Services } from './services.js';
+import { SshKeyStore } from './adapters/ssh/key-store.js';
+import { InventoryTimer } from './virtual-machines/inventory.timer.js';
+import './virtual-machines/inventory.tasks.js';
+import { BoardSessions } from './tasks/queue-board.js';
+import { applyTaskHandlers } from './tasks/task-handlers.js';
+import type { TaskService } from './tasks/task.service.js';
 import { sql } from 'kysely';
 import { VERSION } from './version.js';
 
@@ -31,6 +37,8 @@ export interface StartOptions {
   logger?: Logger;
   /** Called once with the first-start admin password (the CLI prints it). */
   onAdminCreated?: (info: { password: string; passwordFile: string }) => void;
+  /** Registers more task handlers (tests), after those of src/tasks/task-handlers.ts. */
+  handlers?: (tasks: TaskService, services: Services) => void;
 }
 
 export async function startServer(config: Config, options: StartOptions = {}): Promise<RunningServer> {
@@ -38,6 +46,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const logger = options.logger ?? createLogger(config.logLevel);
   ensureDataDir(config.dataDir);
   const secretBox = SecretBox.openInDir(config.dataDir);
+  // Backroll's SSH keys: generated on first start, shown by GET /api/v2/ssh/public-keys.
+  const sshKeys = await SshKeyStore.open(config.dataDir);
   const db = openDatabase(config.database);
   try {
     const { applied } = await migrateToLatest(db, config.database.dialect);
@@ -46,7 +56,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     await db.destroy();
     throw err;
   }
-  const services = createServices({ db, secretBox });
+  const services = createServices({ db, secretBox, config, logger, sshKeys });
+  let inventoryTimer: InventoryTimer | undefined;
   const running: RunningServer = {
     config,
     db,
@@ -54,12 +65,29 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     secretBox,
     async close() {
       await running.app?.close();
+      await inventoryTimer?.stop();
+      await services.jobs.close();
+      services.backupModule.hosts.close?.();
+      // After the jobs: their clean-ups (snapshot merges) still need SSH.
+      services.hostConnections.close();
       await db.destroy();
     },
   };
 
   try {
+    applyTaskHandlers(services.tasks, services);
+    options.handlers?.(services.tasks, services);
+    // Worker and scheduler first: a process missing a handler stops here, before it listens.
+    await services.jobs.start({ worker: roles.includes('worker'), scheduler: roles.includes('scheduler') });
+    if (roles.includes('worker')) {
+      inventoryTimer = new InventoryTimer(() => services.inventory.refreshAll(), config.inventory.intervalSeconds, logger);
+      inventoryTimer.start();
+    }
+    if (!roles.includes('worker') && services.jobs.mode === 'embedded') {
+      logger.warn('no worker role in embedded mode: tasks stay queued until a process with the worker role runs on this database');
+    }
     if (roles.includes('api')) {
+      const queueBoard = services.jobs.mode === 'distributed' ? new BoardSessions(secretBox, config.publicUrl.startsWith('https:')) : undefined;
       // The embedded provider's keys are fetched over loopback once the server listens,
       // through the same verification path an external issuer uses.
       let loopbackJwks: string | undefined;
@@ -87,15 +115,16 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         metrics: config.metrics ? createMetrics() : undefined,
         version: VERSION,
         publicPlugins,
+        sessionAuth: queueBoard && ((req) => queueBoard.principalOf(req)),
         routes: (scope) =>
-          apiV2Routes(scope, services, { dataDir: config.dataDir, secretBox, issuer: config.oidc.issuer, embeddedIdp: config.oidc.embedded }),
+          apiV2Routes(scope, services, { dataDir: config.dataDir, secretBox, issuer: config.oidc.issuer, embeddedIdp: config.oidc.embedded, queueBoard }),
         health: async () => {
-          try {
-            await sql`select 1`.execute(db);
-            return { ok: true, checks: { database: 'ok' } };
-          } catch {
-            return { ok: false, checks: { database: 'unreachable' } };
-          }
+          const database = await sql`select 1`
+            .execute(db)
+            .then(() => 'ok')
+            .catch(() => 'unreachable');
+          const jobs = await services.jobs.health();
+          return { ok: database === 'ok' && jobs.queue !== 'unreachable', checks: { database, ...jobs } };
         },
       });
       running.app = app;
@@ -110,7 +139,5 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     await running.close().catch(() => undefined);
     throw err;
   }
-  if (roles.includes('worker')) logger.info('worker role started (in-process)');
-  if (roles.includes('scheduler')) logger.info('scheduler role started (in-process)');
   return running;
 }

@@ -134,6 +134,34 @@ export async function main(argv: string[]): Promise<void> {
       out(`deleted ${clientId}`);
     });
 
+  const key = program.command('key').description('borg repository keys');
+  key
+    .command('export <vm>')
+    .description("print the passphrase of a VM's encrypted borg repository (VM id, uuid or name)")
+    .action(async (vm: string) => {
+      const cfg = config();
+      const { exportKey } = await import('../backups/key-export.js');
+      const db = openDatabase(cfg.database);
+      try {
+        const k = await exportKey(db, cfg.dataDir, vm);
+        if (k.passphrase === null) {
+          process.stderr.write(`backroll: VM ${k.vm.name} (${k.vm.uuid}) has no repository passphrase: its repository is unencrypted or was never created encrypted (${k.file})\n`);
+          process.exit(1);
+        }
+        process.stderr.write(
+          `WARNING: this passphrase decrypts every backup of VM ${JSON.stringify(k.vm.name)} (uuid ${k.vm.uuid}).\n` +
+            '  Store it somewhere safe OUTSIDE this server (a password manager, a safe): without it, and if the\n' +
+            `  data dir is lost, the backups cannot be restored. Anyone holding it and the repository can read them.\n`,
+        );
+        out(k.passphrase);
+      } catch (err) {
+        process.stderr.write(`backroll: ${(err as Error).message}\n`);
+        process.exit(1);
+      } finally {
+        await db.destroy();
+      }
+    });
+
   registerClientCommands(program);
   await program.parseAsync(argv);
 }

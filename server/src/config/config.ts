@@ -29,6 +29,55 @@ export interface OidcConfig {
   webRedirectUris: string[];
 }
 
+/** The job system: limits, leases, where the queue lives (see src/tasks). */
+export interface JobsConfig {
+  /** Tasks running at once in the whole installation (every worker together). */
+  maxConcurrent: number;
+  /** Tasks running at once against one KVM host. */
+  maxPerHost: number;
+  /** Tasks running at once against one backup storage. */
+  maxPerStorage: number;
+  /** Jobs one worker process takes from the queue at once (distributed mode). */
+  workerConcurrency: number;
+  /** A running task's lease: a worker that stops renewing it for this long is presumed dead. */
+  leaseSeconds: number;
+  /** Redis key prefix of the queues (several installations can share one Redis). */
+  redisPrefix: string;
+}
+
+export interface SchedulerConfig {
+  /** Fire the latest missed occurrence once when the scheduler comes back. */
+  catchUp: boolean;
+  /** An occurrence fired later than this after its time counts as missed. */
+  misfireGraceSeconds: number;
+}
+
+export interface HookDeliveryConfig {
+  timeoutMs: number;
+  /** Attempts per notification, the first included. */
+  attempts: number;
+  /** Wait before the second attempt; doubles after each further failure. */
+  backoffMs: number;
+}
+
+/** SSH to the hypervisor hosts (one pooled connection per host). */
+export interface SshConfig {
+  /** TCP connect + handshake + authentication. */
+  connectTimeoutMs: number;
+  /** A host connection without a command for this long is closed. */
+  idleTimeoutMs: number;
+  /** Limit of one inventory command (virsh, qemu-img) on a host; it is killed after it. */
+  commandTimeoutMs: number;
+}
+
+/** The VM inventory cache (see src/virtual-machines). */
+export interface InventoryConfig {
+  /** Seconds between periodic refreshes of every host by the worker role; 0 = off. */
+  intervalSeconds: number;
+  /** Domains read at once on one host while refreshing. */
+  concurrencyPerHost: number;
+}
+
 export interface Config {
   dataDir: string;
   host: string;
@@ -40,6 +89,11 @@ export interface Config {
   oidc: OidcConfig;
   metrics: boolean;
   redisUrl?: string;
+  jobs: JobsConfig;
+  scheduler: SchedulerConfig;
+  hooks: HookDeliveryConfig;
+  ssh: SshConfig;
+  inventory: InventoryConfig;
 }
 
 type Env = Record<string, string | undefined>;
@@ -67,7 +121,23 @@ export const CONFIG_VARIABLES: Record<string, string> = {
   BACKROLL_OIDC_WEB_CLIENT_ID: 'client id of the web UI (public client, PKCE); default backroll-web',
   BACKROLL_OIDC_WEB_REDIRECT_URIS: 'comma list of the web UI redirect URIs; default <public url>/ui/callback',
   BACKROLL_METRICS: 'serve Prometheus metrics at /metrics (true|false); default true',
-  BACKROLL_REDIS_URL: 'Redis URL for the distributed job queue; unset = in-process jobs',
+  BACKROLL_REDIS_URL: 'Redis URL for the distributed job queue (BullMQ); unset = in-process jobs persisted in the database',
+  BACKROLL_REDIS_PREFIX: 'key prefix of the queues in Redis; default backroll',
+  BACKROLL_MAX_CONCURRENT_TASKS: 'tasks running at once across all workers; default 4',
+  BACKROLL_MAX_TASKS_PER_HOST: 'tasks running at once against one KVM host; default 2',
+  BACKROLL_MAX_TASKS_PER_STORAGE: 'tasks running at once against one backup storage; default 2',
+  BACKROLL_WORKER_CONCURRENCY: 'queue jobs one worker process takes at once (distributed mode); default BACKROLL_MAX_CONCURRENT_TASKS',
+  BACKROLL_TASK_LEASE_SECONDS: 'a running task whose worker stops renewing its lease for this long is marked interrupted; default 30',
+  BACKROLL_SCHEDULER_CATCH_UP: 'run the latest missed schedule occurrence once after downtime (true|false); default false',
+  BACKROLL_SCHEDULER_MISFIRE_GRACE_SECONDS: 'an occurrence starting later than this is recorded as missed; default 60',
+  BACKROLL_HOOK_TIMEOUT_MS: 'timeout of one notification request; default 10000',
+  BACKROLL_HOOK_ATTEMPTS: 'attempts per notification (first included); default 4',
+  BACKROLL_HOOK_BACKOFF_MS: 'wait before the first retry of a notification, doubled each time; default 2000',
+  BACKROLL_SSH_CONNECT_TIMEOUT_SECONDS: 'SSH connect + handshake + authentication limit per host; default 15',
+  BACKROLL_SSH_IDLE_SECONDS: 'an SSH connection to a host unused for this long is closed; default 60',
+  BACKROLL_HOST_COMMAND_TIMEOUT_SECONDS: 'limit of one inventory command (virsh, qemu-img) on a host, killed after it; default 30',
+  BACKROLL_INVENTORY_INTERVAL_SECONDS: 'seconds between periodic VM inventory refreshes of every host (worker role); 0 = off; default 300',
+  BACKROLL_INVENTORY_CONCURRENCY: 'domains read at once on one host during an inventory refresh (below the 8 SSH channels per host); default 4',
 };
 
 /**
@@ -160,6 +230,38 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Config {
   const redisRaw = env.BACKROLL_REDIS_URL?.trim();
   const redisUrl = redisRaw ? url('BACKROLL_REDIS_URL', redisRaw, ['redis:', 'rediss:']) : undefined;
 
+  const maxConcurrent = int('BACKROLL_MAX_CONCURRENT_TASKS', 4, 1, 1000);
+  const jobs: JobsConfig = {
+    maxConcurrent,
+    maxPerHost: int('BACKROLL_MAX_TASKS_PER_HOST', 2, 1, 1000),
+    maxPerStorage: int('BACKROLL_MAX_TASKS_PER_STORAGE', 2, 1, 1000),
+    workerConcurrency: int('BACKROLL_WORKER_CONCURRENCY', maxConcurrent, 1, 1000),
+    leaseSeconds: int('BACKROLL_TASK_LEASE_SECONDS', 30, 2, 3600),
+    redisPrefix: str('BACKROLL_REDIS_PREFIX', 'backroll'),
+  };
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(jobs.redisPrefix)) {
+    problems.push(`BACKROLL_REDIS_PREFIX=${JSON.stringify(jobs.redisPrefix)}: expected 1–64 letters, digits, dots, dashes or underscores`);
+  }
+  const scheduler: SchedulerConfig = {
+    catchUp: bool('BACKROLL_SCHEDULER_CATCH_UP', false),
+    misfireGraceSeconds: int('BACKROLL_SCHEDULER_MISFIRE_GRACE_SECONDS', 60, 1, 86400),
+  };
+  const hooks: HookDeliveryConfig = {
+    timeoutMs: int('BACKROLL_HOOK_TIMEOUT_MS', 10_000, 100, 120_000),
+    attempts: int('BACKROLL_HOOK_ATTEMPTS', 4, 1, 10),
+    backoffMs: int('BACKROLL_HOOK_BACKOFF_MS', 2000, 0, 600_000),
+  };
+
+  const ssh: SshConfig = {
+    connectTimeoutMs: int('BACKROLL_SSH_CONNECT_TIMEOUT_SECONDS', 15, 1, 600) * 1000,
+    idleTimeoutMs: int('BACKROLL_SSH_IDLE_SECONDS', 60, 1, 86400) * 1000,
+    commandTimeoutMs: int('BACKROLL_HOST_COMMAND_TIMEOUT_SECONDS', 30, 1, 3600) * 1000,
+  };
+  const inventory: InventoryConfig = {
+    intervalSeconds: int('BACKROLL_INVENTORY_INTERVAL_SECONDS', 300, 0, 7 * 86400),
+    concurrencyPerHost: int('BACKROLL_INVENTORY_CONCURRENCY', 4, 1, 8),
+  };
+
   const config: Config = {
     dataDir,
     host,
@@ -171,6 +273,11 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Config {
     oidc,
     metrics: bool('BACKROLL_METRICS', true),
     redisUrl,
+    jobs,
+    scheduler,
+    hooks,
+    ssh,
+    inventory,
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

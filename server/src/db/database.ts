@@ -6,6 +6,8 @@ import mysql from 'mysql2';
 import pg from 'pg';
 import type { DatabaseConfig } from '../config/config.js';
 import * as m0001 from './migrations/0001_initial.js';
+import * as m0002 from './migrations/0002_jobs.js';
+import * as m0003 from './migrations/0003_backups.js';
 import type { Database } from './schema.js';
 
 export type Db = Kysely<Database>;
@@ -13,6 +15,8 @@ export type Db = Kysely<Database>;
 /** Migrations are compiled into the binary: no directory scanning at run time. */
 const migrations: Record<string, Migration> = {
   '0001_initial': m0001,
+  '0002_jobs': m0002,
+  '0003_backups': m0003,
 };
 
 class StaticMigrationProvider implements MigrationProvider {

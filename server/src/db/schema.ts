@@ -120,6 +120,42 @@ export interface TaskTable {
   started_at: string | null;
   finished_at: string | null;
   updated_at: string;
+  /** JSON of the handler's input; never secrets. */
+  payload: string | null;
+  progress_step: string | null;
+  retry_of: string | null;
+  resource_host_id: string | null;
+  resource_storage_id: string | null;
+  cancel_requested_at: string | null;
+  lease_owner: string | null;
+  lease_expires_at: string | null;
+  schedule_run_id: string | null;
+  awaiting_children: number;
+}
+
+export interface TaskSlotTable {
+  scope: string;
+  slot: number;
+  task_id: string;
+  expires_at: string;
+}
+
+export interface ScheduleRunTable {
+  id: string;
+  policy_id: string;
+  scheduled_for: string;
+  recorded_at: string;
+  outcome: string;
+  pool_count: number;
+  detail: string | null;
+}
+
+export interface ScheduleCursorTable {
+  policy_id: string;
+  schedule: string;
+  timezone: string;
+  next_run_at: string;
+  updated_at: string;
 }
 
 export interface TaskLogTable {
@@ -143,6 +179,22 @@ export interface RestorePointTable {
   duration_ms: number | null;
   task_id: string | null;
   created_at: string;
+  /** 0004: `user:<name>`, `schedule:<policy id>`… of the backup task. */
+  started_by: string | null;
+  /** 0004: JSON list of the disks (target, path, format, archive, sizes). */
+  disks: string | null;
+  /** 0004: `backroll` (made by Backroll) or `borg` (found in the repository by a reconcile). */
+  source: string | null;
+}
+
+/** 0004: one row per locked VM; the lease is renewed by heartbeats and dies with its holder. */
+export interface VmLockTable {
+  vm_id: string;
+  token: string;
+  owner: string;
+  purpose: string;
+  acquired_at: string;
+  expires_at: string;
 }
 
 export interface Database {
@@ -155,7 +207,11 @@ export interface Database {
   virtual_machines: VirtualMachineTable;
   tasks: TaskTable;
   task_logs: TaskLogTable;
+  task_slots: TaskSlotTable;
+  schedule_runs: ScheduleRunTable;
+  schedule_cursors: ScheduleCursorTable;
   restore_points: RestorePointTable;
+  vm_locks: VmLockTable;
 }
 
 // Keep Generated referenced for future auto columns without changing imports.

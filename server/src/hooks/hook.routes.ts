@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { IdParams, Name, NoContent, Page, PageQuery, listQuery, PatchOf, Timestamps, Uuid, errorResponses } from '../http/schemas.js';
+import { IdParams, Name, NoContent, Page, PageQuery, PatchOf, Timestamps, Uuid, errorResponses } from '../http/schemas.js';
 import { HOOK_EVENTS, HOOK_KINDS } from './hook.repository.js';
 import type { HookService } from './hook.service.js';
 
@@ -29,6 +29,17 @@ const Hook = Type.Object(
   { $id: 'Hook' },
 );
 
+const TestBody = Type.Object({ event: Type.Optional(Event) }, { additionalProperties: false });
+const TestResult = Type.Object({
+  delivered: Type.Boolean(),
+  event: Event,
+  deliveryId: Uuid,
+  attempts: Type.Integer(),
+  status: Type.Optional(Type.Integer({ description: 'HTTP status of the last answer' })),
+  error: Type.Optional(Type.String()),
+  durationMs: Type.Integer(),
+});
+
 const tags = ['hooks'];
 
 export async function hookRoutes(app: FastifyInstance, service: HookService): Promise<void> {
@@ -53,6 +64,20 @@ export async function hookRoutes(app: FastifyInstance, service: HookService): Pr
     '/hooks/:id',
     { schema: { tags, summary: 'Change a hook', params: IdParams, body: PatchOf(HookCreate), response: { 200: HookRef, ...errorResponses(404, 409) } } },
     async (req) => service.update(req.params.id, req.body),
+  );
+  app.post<{ Params: IdParams; Body: Static<typeof TestBody> | null | undefined }>(
+    '/hooks/:id/test',
+    {
+      schema: {
+        tags,
+        summary: 'Send a test notification now (one attempt)',
+        description: 'The body of a generic webhook carries `"test": true`. `delivered: false` with `error` when the endpoint failed or did not answer in time.',
+        params: IdParams,
+        body: Type.Union([TestBody, Type.Null()], { description: 'optional' }),
+        response: { 200: TestResult, ...errorResponses(404) },
+      },
+    },
+    async (req) => service.test(req.params.id, req.body?.event),
   );
   app.delete<{ Params: IdParams }>(
     '/hooks/:id',

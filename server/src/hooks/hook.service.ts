@@ -1,9 +1,10 @@
 import { isoNow, type Clock } from '../clock.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { PageRequest, PageResult } from '../db/page.js';
-import { invalid } from '../errors.js';
+import { AppError, invalid } from '../errors.js';
 import { assertUnreferenced, found, uniqueName } from '../shared/service-helpers.js';
 import { checkHttpUrl, redactUrl } from '../shared/urls.js';
+import type { DeliveryResult, HookNotifier } from './hook.notifier.js';
 import type { HookEvent, HookKind, HookRepository, HookRow } from './hook.repository.js';
 
 export interface HookInput {
@@ -43,7 +44,28 @@ export class HookService {
     private readonly repo: HookRepository,
     private readonly box: SecretBox,
     private readonly clock: Clock,
+    private readonly notifier?: HookNotifier,
   ) {}
+
+  /**
+   * Sends a test notification now (one attempt, the configured timeout): the
+   * given event, or the hook's first one, with `"test": true` in the body.
+   */
+  async test(id: string, event?: HookEvent): Promise<DeliveryResult & { event: HookEvent }> {
+    const hook = await this.target(id);
+    if (!this.notifier) throw new AppError('unavailable', 'HOOK.NOTIFIER_UNAVAILABLE', 'notifications are not configured in this process');
+    const ev = event ?? hook.events[0] ?? 'backup.succeeded';
+    const result = await this.notifier.deliver(
+      hook,
+      {
+        event: ev,
+        text: `:wave: Backroll test notification for hook "${hook.name}" (${ev}). Real notifications look like this one.`,
+        data: { test: true, hook: { id: hook.id, name: hook.name } },
+      },
+      { attempts: 1 },
+    );
+    return { ...result, event: ev };
+  }
 
   async create(input: HookInput): Promise<HookView> {
     const clean = this.validate(input);

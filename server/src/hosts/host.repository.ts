@@ -96,6 +96,39 @@ export class HostRepository {
     return fetchPage(q, page, 'name', toRecord);
   }
 
+  /** Every host id, by name (periodic inventory). */
+  async allIds(): Promise<string[]> {
+    return (await this.db.selectFrom('hosts').select('id').orderBy('name').execute()).map((r) => r.id);
+  }
+
+  /**
+   * Pins the host key. `ifUnpinned`: only when no key is pinned yet (trust on first use),
+   * so a concurrent pin is never overwritten. Returns whether the row changed.
+   */
+  async pinHostKey(id: string, key: { publicKey: string | null; fingerprint: string }, ifUnpinned: boolean): Promise<boolean> {
+    let q = this.db.updateTable('hosts').set({ host_key: key.publicKey, host_key_fingerprint: key.fingerprint }).where('id', '=', id);
+    if (ifUnpinned) q = q.where('host_key_fingerprint', 'is', null);
+    const r = await q.executeTakeFirst();
+    return Number(r.numUpdatedRows) > 0;
+  }
+
+  /** The outcome of the last contact with the host; `lastSeenAt` only when it answered. */
+  async recordConnection(
+    id: string,
+    c: { state: ConnectionState; errorCode: string | null; message: string | null; lastSeenAt?: string },
+  ): Promise<void> {
+    await this.db
+      .updateTable('hosts')
+      .set({
+        connection_state: c.state,
+        connection_error_code: c.errorCode,
+        connection_message: c.message,
+        ...(c.lastSeenAt ? { last_seen_at: c.lastSeenAt } : {}),
+      })
+      .where('id', '=', id)
+      .execute();
+  }
+
   /** Deletes the host and its inventory cache in one transaction. */
   async delete(id: string): Promise<void> {
     await this.db.transaction().execute(async (trx) => {

@@ -30,6 +30,8 @@ export class HostService {
     private readonly repo: HostRepository,
     private readonly refs: HostReferences,
     private readonly clock: Clock,
+    /** The host's SSH target (address, port, user) changed or it was deleted: drop its pooled connection. */
+    private readonly onConnectionChanged: (id: string) => void = () => {},
   ) {}
 
   async create(input: HostInput): Promise<HostRecord> {
@@ -51,6 +53,7 @@ export class HostService {
     const data = await this.validate({ ...current, ...defined });
     const moved = data.address !== current.address || data.sshPort !== current.sshPort;
     await uniqueName('host', data.name, () => this.repo.update(id, data, isoNow(this.clock), moved));
+    if (moved || data.username !== current.username) this.onConnectionChanged(id);
     return this.get(id);
   }
 
@@ -67,6 +70,7 @@ export class HostService {
     const vms = await this.repo.vmsWithRestorePoints(id);
     assertUnreferenced('host', current.name, vms.map((v) => ({ type: 'virtual machine with restore points', ...v })));
     await this.repo.delete(id);
+    this.onConnectionChanged(id);
   }
 
   private async validate(d: HostData): Promise<HostData> {

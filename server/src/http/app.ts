@@ -4,7 +4,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { TokenVerifier } from '../auth/token-verifier.js';
-import { registerAuth } from './auth-hook.js';
+import { registerAuth, type SessionAuth } from './auth-hook.js';
 import { registerMetrics, type Metrics } from './metrics.js';
 import { problem, sendProblem, toProblem } from './problem.js';
 import { ProblemSchema } from './schemas.js';
@@ -19,6 +19,8 @@ export interface HttpAppOptions {
   /** Registers unauthenticated extras before the routes (the bundled OpenID provider). */
   publicPlugins?: (app: FastifyInstance) => Promise<void>;
   health?: () => Promise<{ ok: boolean; checks: Record<string, string> }>;
+  /** Cookie sessions of the queue dashboard (distributed mode). */
+  sessionAuth?: SessionAuth;
 }
 
 /** Paths served without a token: health, the OpenID provider, the API description. */
@@ -86,7 +88,7 @@ export async function buildHttpApp(options: HttpAppOptions): Promise<FastifyInst
     },
   );
 
-  registerAuth(app, options.verifier, PUBLIC_PATH);
+  registerAuth(app, options.verifier, PUBLIC_PATH, options.sessionAuth);
   if (options.metrics) registerMetrics(app, options.metrics);
   await app.register(async (scope) => options.routes(scope));
   return app;

@@ -16,14 +16,21 @@ declare module 'fastify' {
 const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /**
+ * A second way in for requests without an Authorization header (the queue
+ * dashboard's browser session); returns undefined when it does not apply.
+ */
+export type SessionAuth = (req: FastifyRequest) => Principal | undefined;
+
+/**
  * Every request but the public paths needs a verified bearer token. Viewers may
  * read; anything that changes state needs the admin role.
  */
-export function registerAuth(app: FastifyInstance, verifier: TokenVerifier, publicPath: RegExp): void {
+export function registerAuth(app: FastifyInstance, verifier: TokenVerifier, publicPath: RegExp, sessionAuth?: SessionAuth): void {
   app.addHook('onRequest', async (req) => {
     const path = req.url.split('?')[0] ?? '/';
     if (publicPath.test(path.slice(0)) ) return;
-    const principal = await verifier.verify(bearerToken(req));
+    const session = req.headers.authorization === undefined ? sessionAuth?.(req) : undefined;
+    const principal = session ?? (await verifier.verify(bearerToken(req)));
     req.principal = principal;
     if (!canRead(principal)) {
       throw forbidden('AUTH.NO_ROLE', 'the token is valid but grants no Backroll role (admin or viewer); ask an administrator to assign one');

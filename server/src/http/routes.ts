@@ -1,13 +1,20 @@
 import type { FastifyInstance } from 'fastify';
 import { clientRoutes } from '../auth/client.routes.js';
+import { backupRoutes } from '../backups/backup.routes.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import { connectorRoutes } from '../connectors/connector.routes.js';
 import { hookRoutes } from '../hooks/hook.routes.js';
 import { hostRoutes } from '../hosts/host.routes.js';
+import { hostConnectionRoutes } from '../hosts/host-connection.routes.js';
 import { policyRoutes } from '../policies/policy.routes.js';
+import { restoreRoutes } from '../restores/restore.routes.js';
 import { poolRoutes } from '../pools/pool.routes.js';
 import type { Services } from '../services.js';
+import { scheduleRoutes } from '../scheduler/schedule.routes.js';
 import { storageRoutes } from '../storages/storage.routes.js';
+import { boardSessionRoutes, mountQueueBoard, type BoardSessions } from '../tasks/queue-board.js';
+import { taskRoutes } from '../tasks/task.routes.js';
+import { vmRoutes } from '../virtual-machines/vm.routes.js';
 
 /** The native API: every resource's routes under /api/v2. */
 export interface ApiContext {
@@ -15,6 +22,8 @@ export interface ApiContext {
   secretBox: SecretBox;
   issuer: string;
   embeddedIdp: boolean;
+  /** Distributed mode: Bull Board at /admin/queues and its browser sessions. */
+  queueBoard?: BoardSessions;
 }
 
 export async function apiV2Routes(app: FastifyInstance, services: Services, ctx: ApiContext): Promise<void> {
@@ -24,10 +33,18 @@ export async function apiV2Routes(app: FastifyInstance, services: Services, ctx:
       await policyRoutes(v2, services.policies);
       await poolRoutes(v2, services.pools);
       await hostRoutes(v2, services.hosts);
+      await hostConnectionRoutes(v2, services.hostConnections);
+      await vmRoutes(v2, services.vms, services.inventory);
       await connectorRoutes(v2, services.connectors);
       await hookRoutes(v2, services.hooks);
+      await backupRoutes(v2, services.backups);
+      await restoreRoutes(v2, services.restores);
+      await taskRoutes(v2, services.tasks, { mode: services.jobs.mode });
+      await scheduleRoutes(v2, { policies: services.policies, firing: services.jobs.firing });
+      if (ctx.queueBoard) await boardSessionRoutes(v2, ctx.queueBoard);
       await clientRoutes(v2, { dataDir: ctx.dataDir, secretBox: ctx.secretBox, issuer: ctx.issuer, embedded: ctx.embeddedIdp });
     },
     { prefix: '/api/v2' },
   );
+  if (ctx.queueBoard) await mountQueueBoard(app, services.jobs.bullQueues(), ctx.queueBoard);
 }

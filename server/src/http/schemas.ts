@@ -50,7 +50,20 @@ export const Timestamps = {
 /** A unique human name: 1–255 characters, no leading or trailing spaces. */
 export const Name = Type.String({ minLength: 1, maxLength: 255, pattern: '^\\S(.*\\S)?$', description: 'unique name, no leading/trailing spaces' });
 
-/** Body of a PATCH: any subset of the create body's fields, at least one. */
-export const PatchOf = <T extends TSchema>(create: T) => Type.Partial(create, { additionalProperties: false, minProperties: 1 });
+/**
+ * Body of a PATCH: any subset of the create body's fields, at least one. The create body's
+ * defaults are dropped: the validator would otherwise fill them in for the fields a PATCH
+ * leaves out (renaming a host would reset its SSH port and user).
+ */
+export const PatchOf = <T extends TSchema>(create: T) => {
+  const patch = Type.Partial(create, { additionalProperties: false, minProperties: 1 });
+  const props = (patch as unknown as { properties?: Record<string, TSchema> }).properties ?? {};
+  for (const [key, schema] of Object.entries(props)) {
+    // A copy: the property schemas may be shared with the create body, which keeps its defaults.
+    const { default: _dropped, ...rest } = schema;
+    props[key] = rest as TSchema;
+  }
+  return patch;
+};
 
 export const NoContent = { 204: Type.Null({ description: 'deleted' }) };

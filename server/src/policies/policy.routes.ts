@@ -1,6 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { IdParams, Name, NoContent, Page, PageQuery, listQuery, PatchOf, Timestamps, Uuid, errorResponses } from '../http/schemas.js';
+import { IdParams, Name, NoContent, Page, listQuery, PatchOf, Timestamps, Uuid, errorResponses } from '../http/schemas.js';
 import type { PolicyService } from './policy.service.js';
 
 const RetentionCount = Type.Integer({ minimum: 0, maximum: 10000 });
@@ -15,6 +15,22 @@ const Quiesce = Type.Union([Type.Literal('off'), Type.Literal('preferred'), Type
 });
 const Compression = Type.String({ pattern: '^(lz4|none|zstd(,[0-9]{1,2})?)$', description: 'lz4, zstd, zstd,N (1–22) or none', default: 'lz4' });
 const Encryption = Type.Union([Type.Literal('none'), Type.Literal('repokey')], { description: 'borg repository encryption' });
+
+/** One occurrence of a policy's schedule (also listed by GET /policies/{id}/runs). */
+const PolicyRunFields = {
+  id: Uuid,
+  scheduledFor: Type.String({ format: 'date-time' }),
+  recordedAt: Type.String({ format: 'date-time' }),
+  trigger: Type.Union([Type.Literal('schedule'), Type.Literal('catch_up'), Type.Literal('missed')], {
+    description: 'schedule: fired on time; catch_up: a missed occurrence run once after downtime; missed: not run (Backroll was down)',
+  }),
+  outcome: Type.Union(
+    ['missed', 'no_pools', 'running', 'succeeded', 'failed', 'partial', 'canceled', 'interrupted'].map((o) => Type.Literal(o)),
+    { description: 'missed, no_pools, or the combined state of its pool.backup tasks' },
+  ),
+  tasks: Type.Array(Type.Object({ id: Uuid, state: Type.String() }), { description: 'the pool.backup tasks it started' }),
+};
+export const PolicyRun = Type.Object(PolicyRunFields, { $id: 'PolicyRun' });
 
 const PolicyFields = {
   name: Name,
@@ -48,6 +64,7 @@ const Policy = Type.Object(
     compression: Type.String(),
     encryption: Encryption,
     nextRuns: Type.Array(Type.String({ format: 'date-time' }), { description: 'next five runs (UTC)' }),
+    lastRun: Type.Union([Type.Object(PolicyRunFields), Type.Null()], { description: 'the latest occurrence of the schedule (fired or missed) and its outcome' }),
     ...Timestamps,
   },
   { $id: 'Policy' },

@@ -5,9 +5,28 @@ import { assertUnreferenced, found, uniqueName } from '../shared/service-helpers
 import type { PolicyData, PolicyRecord, PolicyRepository } from './policy.repository.js';
 import { checkRetention, checkTimeZone, nextRuns, parseCompression, type Result } from './policy.rules.js';
 
+/** The latest occurrence of a policy's schedule and how it went (see src/scheduler). */
+export interface PolicyLastRun {
+  id: string;
+  scheduledFor: string;
+  recordedAt: string;
+  trigger: 'schedule' | 'catch_up' | 'missed';
+  outcome: string;
+  tasks: Array<{ id: string; state: string }>;
+}
+
 export interface PolicyView extends PolicyRecord {
   /** The next five run times (ISO, UTC) of the schedule in its time zone. */
   nextRuns: string[];
+  /** The latest occurrence (fired or missed) with its outcome; null before the first. */
+  lastRun: PolicyLastRun | null;
+}
+
+/** Who listens to policy changes (the scheduler) and knows past runs. */
+export interface PolicyObservers {
+  /** After a create, update or delete is saved; must not throw. */
+  changed?(policyId: string): Promise<void>;
+  lastRuns?(policyIds: string[]): Promise<Map<string, PolicyLastRun>>;
 }
 
 export type PolicyInput = Omit<PolicyData, 'description' | 'timezone' | 'hookId' | 'enabled' | 'quiesce' | 'compression' | 'encryption'> &
@@ -31,11 +50,13 @@ export class PolicyService {
     private readonly repo: PolicyRepository,
     private readonly refs: PolicyReferences,
     private readonly clock: Clock,
+    private readonly observers: PolicyObservers = {},
   ) {}
 
   async create(input: PolicyInput): Promise<PolicyView> {
     const data = await this.validate({ ...DEFAULTS, ...input });
     const rec = await uniqueName('policy', data.name, () => this.repo.insert(data, isoNow(this.clock)));
+    await this.observers.changed?.(rec.id);
     return this.view(rec);
   }
 
@@ -48,11 +69,12 @@ export class PolicyService {
     };
     const data = await this.validate(merged);
     await uniqueName('policy', data.name, () => this.repo.update(id, data, isoNow(this.clock)));
+    await this.observers.changed?.(id);
     return this.get(id);
   }
 
   async get(id: string): Promise<PolicyView> {
-    return this.view(found(await this.repo.findById(id), 'policy', id));
+    return this.view(found(await this.repo.findById(id), 'policy', id), await this.lastRuns([id]));
   }
 
   async find(id: string): Promise<PolicyRecord | undefined> {
@@ -61,7 +83,8 @@ export class PolicyService {
 
   async list(page: PageRequest, filter: { name?: string; storageId?: string; enabled?: boolean } = {}): Promise<PageResult<PolicyView>> {
     const res = await this.repo.list(page, filter);
-    return { ...res, items: res.items.map((r) => this.view(r)) };
+    const lastRuns = await this.lastRuns(res.items.map((r) => r.id));
+    return { ...res, items: res.items.map((r) => this.view(r, lastRuns)) };
   }
 
   async delete(id: string): Promise<void> {
@@ -69,6 +92,7 @@ export class PolicyService {
     const pools = await this.repo.referencingPools(id);
     assertUnreferenced('policy', current.name, pools.map((p) => ({ type: 'pool', ...p })));
     await this.repo.delete(id);
+    await this.observers.changed?.(id);
   }
 
   /** Next runs of a schedule without saving anything (for forms that preview a schedule). */
@@ -92,8 +116,12 @@ export class PolicyService {
     return { ...d, name: d.name.trim(), schedule, compression: d.compression.trim() };
   }
 
-  private view(rec: PolicyRecord): PolicyView {
+  private async lastRuns(ids: string[]): Promise<Map<string, PolicyLastRun>> {
+    return this.observers.lastRuns ? this.observers.lastRuns(ids) : new Map();
+  }
+
+  private view(rec: PolicyRecord, lastRuns: Map<string, PolicyLastRun> = new Map()): PolicyView {
     const runs = nextRuns(rec.schedule, rec.timezone, this.clock.now());
-    return { ...rec, nextRuns: runs.ok ? runs.value.map((d) => d.toISOString()) : [] };
+    return { ...rec, nextRuns: runs.ok ? runs.value.map((d) => d.toISOString()) : [], lastRun: lastRuns.get(rec.id) ?? null };
   }
 }

@@ -32,7 +32,7 @@ describe('the backroll command', () => {
     const env = { BACKROLL_DATA_DIR: tmp() };
     const first = run(['migrate'], env);
     expect(first.stderr).toBe('');
-    expect(first.stdout.trim()).toBe('applied: 0001_initial');
+    expect(first.stdout.trim()).toMatch(/^applied: 0001_initial(, \d{4}_[a-z_]+)*$/);
     expect(run(['migrate'], env).stdout.trim()).toBe('database is up to date');
   });
 

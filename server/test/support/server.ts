@@ -4,7 +4,8 @@ import path from 'node:path';
 import pino from 'pino';
 import { loadConfig, type Config, type DatabaseDialect } from '../../src/config/config.js';
 import { createMachineClient } from '../../src/idp/index.js';
-import { startServer, type RunningServer } from '../../src/server.js';
+import type { Role } from '../../src/config/config.js';
+import { startServer, type RunningServer, type StartOptions } from '../../src/server.js';
 import { createTestDatabase, type TestDatabase } from './databases.js';
 import { freePort } from './ports.js';
 
@@ -44,10 +45,20 @@ export async function clientCredentialsToken(issuer: string, clientId: string, c
   return body.access_token;
 }
 
+export interface TestServerOptions {
+  /** Test task handlers; a `pool.backup` that only records its run is added when none is registered. */
+  handlers?: StartOptions['handlers'];
+  roles?: Role[];
+  /** Use this database instead of a fresh one (several servers on one database); not dropped on close. */
+  database?: TestDatabase;
+  /** Share a data dir (its secret key) with another server; not removed on close. */
+  dataDir?: string;
+}
+
 /** Starts a real Backroll server (all roles) on a free loopback port with a real database. */
-export async function startTestServer(dialect: DatabaseDialect, env: Record<string, string> = {}): Promise<TestServer> {
-  const db = await createTestDatabase(dialect);
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'backroll-data-'));
+export async function startTestServer(dialect: DatabaseDialect, env: Record<string, string> = {}, opts: TestServerOptions = {}): Promise<TestServer> {
+  const db = opts.database ?? (await createTestDatabase(dialect));
+  const dataDir = opts.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'backroll-data-'));
   const port = await freePort();
   const config = loadConfig({
     BACKROLL_DATA_DIR: dataDir,
@@ -56,16 +67,29 @@ export async function startTestServer(dialect: DatabaseDialect, env: Record<stri
     BACKROLL_PUBLIC_URL: `http://127.0.0.1:${port}`,
     BACKROLL_DATABASE_URL: dialect === 'sqlite' ? `sqlite:${db.config.url}` : db.config.url,
     BACKROLL_LOG_LEVEL: process.env.BACKROLL_TEST_LOG_LEVEL ?? 'silent',
+    // Test servers contact hosts only when a test asks them to.
+    BACKROLL_INVENTORY_INTERVAL_SECONDS: '0',
     ...env,
   });
-  const server = await startServer(config, { logger: pino({ level: config.logLevel }), onAdminCreated: () => {} });
+  const server = await startServer(config, {
+    logger: pino({ level: config.logLevel }),
+    onAdminCreated: () => {},
+    roles: opts.roles,
+    handlers: (tasks, services) => {
+      opts.handlers?.(tasks, services);
+      // The scheduler needs a pool.backup handler; until the engine registers its own, tests get one that only records.
+      if (!tasks.hasHandler('pool.backup')) tasks.registerHandler('pool.backup', async (payload) => ({ test: true, payload }));
+    },
+  });
   const url = `http://127.0.0.1:${port}`;
   // With an external issuer the caller brings that issuer's tokens.
   let adminToken = '';
   let viewerToken = '';
-  if (config.oidc.embedded) {
-    const admin = createMachineClient(dataDir, server.secretBox, 'test-admin', 'admin');
-    const viewer = createMachineClient(dataDir, server.secretBox, 'test-viewer', 'viewer');
+  if (config.oidc.embedded && (opts.roles ?? config.roles).includes('api')) {
+    // A data dir shared with an earlier server already has these names.
+    const suffix = opts.dataDir ? `-${Math.random().toString(36).slice(2, 8)}` : '';
+    const admin = createMachineClient(dataDir, server.secretBox, `test-admin${suffix}`, 'admin');
+    const viewer = createMachineClient(dataDir, server.secretBox, `test-viewer${suffix}`, 'viewer');
     adminToken = await clientCredentialsToken(config.oidc.issuer, admin.clientId, admin.clientSecret);
     viewerToken = await clientCredentialsToken(config.oidc.issuer, viewer.clientId, viewer.clientSecret);
   }
@@ -97,8 +121,8 @@ export async function startTestServer(dialect: DatabaseDialect, env: Record<stri
     api,
     async close() {
       await server.close();
-      await db.drop();
-      fs.rmSync(dataDir, { recursive: true, force: true });
+      if (!opts.database) await db.drop();
+      if (!opts.dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

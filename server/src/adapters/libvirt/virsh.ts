@@ -166,9 +166,14 @@ export class Virsh {
     return v;
   }
 
+  /** UUIDs of all domains (running or not), one virsh call. */
+  async listDomainUuids(): Promise<string[]> {
+    return parseUuidList(await this.virsh(['list', '--all', '--uuid']));
+  }
+
   /** All domains (running or not). A domain that disappears while being read is skipped. */
   async listDomains(): Promise<ListedDomain[]> {
-    const uuids = parseUuidList(await this.virsh(['list', '--all', '--uuid']));
+    const uuids = await this.listDomainUuids();
     const read = async (uuid: string): Promise<ListedDomain | null> => {
       try {
         const [xml, state] = await Promise.all([this.domainXml(uuid), this.domainState(uuid)]);

@@ -2,6 +2,7 @@
 import { PassThrough, type Readable } from 'node:stream';
 import type { ClientChannel } from 'ssh2';
 import type { AppError } from '../../errors.js';
+import { exitOf } from './channel-exit.js';
 import type { ExecStream, ExecStreamOptions, StreamResult } from './ssh-client.js';
 import { SshErrorCode, sshError } from './ssh-errors.js';
 
@@ -87,6 +88,7 @@ export function wireExecStream(
   channel.pipe(stdout);
   channel.on('close', () => {
     if (settled) return;
+    if (exitCode === undefined) ({ code: exitCode, signal: exitSignal } = exitOf(channel) ?? { code: undefined, signal: null });
     if (exitCode === undefined) return fail(ctl.lostError());
     settled = true;
     stopTimers();

@@ -13,6 +13,7 @@ import type { ClientChannel, ConnectConfig, ParsedKey } from 'ssh2';
 import type { AppError } from '../../errors.js';
 import { keyChangedError, mapConnectError, type ConnectAttempt } from './connect-error.js';
 import { hostKeyFromBlob, normalizeFingerprint, type HostKey } from './fingerprint.js';
+import { exitOf, recordExit } from './channel-exit.js';
 import { wireExecStream } from './exec-stream.js';
 import { buildCommand } from './quote.js';
 import { SshErrorCode, sshError } from './ssh-errors.js';
@@ -310,6 +311,7 @@ export class SshConnection implements SshExecutor {
           ch.on('error', () => {});
           ch.on('close', () => {
             if (settled) return;
+            if (exitCode === undefined) ({ code: exitCode, signal: exitSignal } = exitOf(ch) ?? { code: undefined, signal: null });
             if (exitCode === undefined) {
               return fail(this.lostError(program, argv));
             }
@@ -379,7 +381,11 @@ export class SshConnection implements SshExecutor {
       };
       if (this.closed) return onError(new Error('Not connected'));
       try {
-        this.client.exec(command, env ? { env } : {}, (err, ch) => (err ? onError(err) : resolve(ch)));
+        this.client.exec(command, env ? { env } : {}, (err, ch) => {
+          if (err) return onError(err);
+          recordExit(ch);
+          resolve(ch);
+        });
       } catch (err) {
         onError(err);
       }

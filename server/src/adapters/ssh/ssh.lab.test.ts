@@ -136,6 +136,32 @@ describe.skipIf(!lab)(`SSH adapter against the KVM lab${labSkipReason}`, () => {
     }
   });
 
+  it('quick commands keep their exit status when the event loop was busy (reply and status in one read)', async () => {
+    const c = await SshConnection.connect(opts());
+    try {
+      const codes: Array<number | null | string> = [];
+      for (let i = 0; i < 30; i++) {
+        const p = c.exec(['true'], { timeoutMs: 10_000 }).then(
+          (r) => r.code,
+          (e: AppError) => e.code,
+        );
+        const s = c.execStream(['true']).then((x) => x.result).then(
+          (r) => r.code,
+          (e: AppError) => e.code,
+        );
+        await new Promise((r) => setTimeout(r, i % 10));
+        const t0 = Date.now();
+        while (Date.now() - t0 < 50) {
+          // busy: sshd's replies pile up and are parsed in one go
+        }
+        codes.push(await p, await s);
+      }
+      expect(codes.filter((x) => x !== 0)).toEqual([]);
+    } finally {
+      c.close();
+    }
+  });
+
   it('execStream streams large output with backpressure', async () => {
     const c = await SshConnection.connect(opts());
     try {

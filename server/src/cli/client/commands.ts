@@ -1,3 +1,4 @@
+import path from 'node:path';
 import type { Command } from 'commander';
 import { ApiClient, CliError, settingsFromEnv } from './api-client.js';
 import { EXIT, exitCodeForTaskState, formatBytes, progressLine, table, type ProgressLike } from './format.js';
@@ -198,7 +199,7 @@ export function registerClientCommands(program: Command): void {
         const body = opts.asNew
           ? { restorePointId: rp.id, mode: 'new-vm', newName: opts.asNew, hostId: opts.host, start: opts.start === true }
           : opts.toDir
-            ? { restorePointId: rp.id, mode: 'directory', directory: opts.toDir }
+            ? { restorePointId: rp.id, mode: 'directory', directory: path.resolve(opts.toDir) }
             : { restorePointId: rp.id, mode: 'in-place' };
         return started(api, await api.request('POST', `/api/v2/virtual-machines/${v.id}/restores`, body), opts.wait === true);
       }),

@@ -1,0 +1,181 @@
+/**
+ * The read side of borg that restores need, beside `Borg` (borg.ts): list an archive's
+ * items and stream one file out of an archive (`borg extract --stdout`).
+ *
+ * Same conventions as borg.ts, which this file reuses: argv only, the small environment of
+ * the process runner (`LANG=C.UTF-8`), `BORG_BASE_DIR` in the data dir, the passphrase only in
+ * the child's environment, `--log-json` parsed by log-json.ts and failures classified by
+ * `classifyBorgFailure`. `borg extract --stdout` needs a streaming child, which the collecting
+ * ProcessRunner is not, hence the one `spawn` here.
+ */
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import type { AppError } from '../../errors.js';
+import { baseEnv, nodeProcessRunner, type ProcessRunner } from '../process/process-runner.js';
+import { classifyBorgFailure, type ListedArchive, type RepoAccess } from './borg.js';
+import { BorgErrorCode, borgError } from './borg-errors.js';
+import { parseBorgLine, type BorgEvent } from './log-json.js';
+
+export interface BorgItem {
+  /** As stored: without the leading `/`. */
+  path: string;
+  /** `-` regular file, `d` directory, `l` symlink… */
+  type: string;
+  size: number;
+}
+
+export interface ExtractStream {
+  stdout: Readable;
+  /** Resolves when borg exited 0 (or 1, warnings); rejects with a typed error. Has a catch attached. */
+  done: Promise<void>;
+  /** Stops borg (SIGTERM, SIGKILL after 5 s). `done` then rejects with TASK.CANCELED. */
+  abort(): void;
+}
+
+export interface BorgReaderOptions {
+  /** Backroll's data dir: BORG_BASE_DIR is `<dataDir>/borg`, as for `Borg`. */
+  baseDir: string;
+  runner?: ProcessRunner;
+  /** Default `borg`. */
+  command?: string;
+  /** Seconds to wait for the repository lock before BORG.REPOSITORY_LOCKED. Default 10. */
+  lockWait?: number;
+}
+
+/** The environment `Borg` gives its children (kept identical to borg.ts `env`). */
+export function borgEnv(baseDir: string, access: RepoAccess): Record<string, string> {
+  const env: Record<string, string> = {
+    BORG_BASE_DIR: path.join(baseDir, 'borg'),
+    BORG_RELOCATED_REPO_ACCESS_IS_OK: 'no',
+    BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: access.unencrypted ? 'yes' : 'no',
+    BORG_CHECK_I_KNOW_WHAT_I_AM_DOING: 'NO',
+    BORG_DELETE_I_KNOW_WHAT_I_AM_DOING: 'NO',
+    BORG_DISPLAY_PASSPHRASE: 'no',
+    TZ: 'UTC',
+  };
+  if (access.passphrase) env.BORG_PASSPHRASE = access.passphrase;
+  return env;
+}
+
+export class BorgReader {
+  private readonly runner: ProcessRunner;
+  private readonly command: string;
+  private readonly lockWait: number;
+
+  constructor(private readonly opts: BorgReaderOptions) {
+    this.runner = opts.runner ?? nodeProcessRunner;
+    this.command = opts.command ?? 'borg';
+    this.lockWait = opts.lockWait ?? 10;
+  }
+
+  private argv(sub: string, rest: string[]): string[] {
+    return [sub, '--log-json', '--lock-wait', String(this.lockWait), ...rest];
+  }
+
+  async listArchives(access: RepoAccess, signal?: AbortSignal): Promise<ListedArchive[]> {
+    const out = await this.call(access, 'list', ['--json', access.repo], signal);
+    const parsed = JSON.parse(out) as { archives: Array<{ name: string; id: string; start?: string; time?: string }> };
+    return parsed.archives.map((a) => ({ name: a.name, id: a.id, start: a.start ?? a.time ?? '' }));
+  }
+
+  /** Every item of an archive (`borg list --json-lines REPO::ARCHIVE`). */
+  async listItems(access: RepoAccess, archive: string, signal?: AbortSignal): Promise<BorgItem[]> {
+    const out = await this.call(access, 'list', ['--json-lines', `${access.repo}::${archive}`], signal);
+    return out
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .map((l) => {
+        const j = JSON.parse(l) as { path: string; type: string; size?: number };
+        return { path: j.path, type: j.type, size: Number(j.size ?? 0) };
+      });
+  }
+
+  /** A small file of an archive, whole (the config archive's domain.xml, backroll.json). */
+  async readFile(access: RepoAccess, archive: string, itemPath: string, signal?: AbortSignal): Promise<Buffer> {
+    const x = this.extract(access, archive, itemPath, { signal });
+    const chunks: Buffer[] = [];
+    try {
+      for await (const c of x.stdout) chunks.push(c as Buffer);
+    } catch {
+      // the reason is in `done`
+    }
+    await x.done;
+    return Buffer.concat(chunks);
+  }
+
+  /** `borg extract --stdout REPO::ARCHIVE PATH`: the file's bytes on `stdout`, with backpressure. */
+  extract(access: RepoAccess, archive: string, itemPath: string, o: { signal?: AbortSignal; onEvent?: (e: BorgEvent) => void } = {}): ExtractStream {
+    const child = spawn(this.command, this.argv('extract', ['--stdout', `${access.repo}::${archive}`, '--', itemPath]), {
+      env: baseEnv(borgEnv(this.opts.baseDir, access)),
+      stdio: ['ignore', 'pipe', 'pipe'],
+      shell: false,
+    });
+    const events: BorgEvent[] = [];
+    let stderrTail = '';
+    let pending = '';
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (d: string) => {
+      stderrTail = (stderrTail + d).slice(-16 * 1024);
+      pending += d;
+      const lines = pending.split('\n');
+      pending = lines.pop() ?? '';
+      for (const l of lines) {
+        const e = parseBorgLine(l);
+        if (!e) continue;
+        events.push(e);
+        if (events.length > 200) events.shift();
+        o.onEvent?.(e);
+      }
+    });
+    let aborted = false;
+    const abort = () => {
+      if (child.exitCode !== null || child.signalCode !== null || aborted) return;
+      aborted = true;
+      child.kill('SIGTERM');
+      setTimeout(() => {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      }, 5000).unref();
+    };
+    const onAbort = () => abort();
+    o.signal?.addEventListener('abort', onAbort, { once: true });
+    const done = new Promise<void>((resolve, reject) => {
+      child.on('error', (err: NodeJS.ErrnoException) => {
+        o.signal?.removeEventListener('abort', onAbort);
+        reject(err.code === 'ENOENT' ? borgError(BorgErrorCode.NOT_INSTALLED, `borg is not installed on this worker (${this.command}): install borgbackup`) : err);
+      });
+      child.on('close', (code) => {
+        o.signal?.removeEventListener('abort', onAbort);
+        if (aborted) return reject(borgError(BorgErrorCode.CANCELED, `borg extract of ${archive} was stopped`, { repository: access.repo }));
+        // Exit 1 is "warning": the data is complete.
+        if (code === 0 || code === 1) return resolve();
+        reject(classifyBorgFailure({ code, stderr: stderrTail }, events, { command: 'extract', repo: access.repo }));
+      });
+    });
+    done.catch(() => {});
+    if (o.signal?.aborted) abort();
+    return { stdout: child.stdout, done, abort };
+  }
+
+  private async call(access: RepoAccess, sub: string, rest: string[], signal?: AbortSignal): Promise<string> {
+    const events: BorgEvent[] = [];
+    let r;
+    try {
+      r = await this.runner.run(this.command, this.argv(sub, rest), {
+        env: borgEnv(this.opts.baseDir, access),
+        signal,
+        killGraceMs: 5000,
+        onStderrLine: (line) => {
+          const e = parseBorgLine(line);
+          if (e) events.push(e);
+        },
+      });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw borgError(BorgErrorCode.NOT_INSTALLED, `borg is not installed on this worker (${this.command}): install borgbackup`);
+      throw err;
+    }
+    if (r.aborted) throw borgError(BorgErrorCode.CANCELED, `borg ${sub} was stopped (canceled)`, { repository: access.repo });
+    if (r.code !== 0 && r.code !== 1) throw classifyBorgFailure(r, events, { command: sub, repo: access.repo }) as AppError;
+    return r.stdout;
+  }
+}

@@ -1,0 +1,444 @@
+/**
+ * One VM backup, as the `vm.backup` task handler runs it (see ARCHITECTURE.md, data flow):
+ * lock → pre-flight clean-up → external snapshot (running VM) → borg create of each frozen
+ * base file + the config archive → block-commit back (always, in the error path too) →
+ * restore point in the database → prune → compact.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import type { Borg, RepoAccess } from '../adapters/borg/borg.js';
+import { CreateProgressTracker, type BorgEvent } from '../adapters/borg/log-json.js';
+import { parseDomainXml, type DomainDisk } from '../adapters/libvirt/domain-xml.js';
+import { DomainSnapshots } from '../adapters/libvirt/snapshots.js';
+import { Virsh, type DomainState } from '../adapters/libvirt/virsh.js';
+import type { ProcessRunner } from '../adapters/process/process-runner.js';
+import type { Clock } from '../clock.js';
+import type { HostTable, PolicyTable, VirtualMachineTable } from '../db/schema.js';
+import { AppError } from '../errors.js';
+import type { VmLocks } from '../locks/vm-lock.js';
+import type { TaskContext, TaskLogLevel } from '../tasks/task-context.js';
+import { VERSION } from '../version.js';
+import type { BackupLookup } from './backup.lookup.js';
+import { imageChain, type ImageInfo } from './disk-image.js';
+import type { HostAccess } from './host-access.js';
+import { archivePrefixes, configArchiveName, diskArchiveName, groupByEpoch, isOverlayPath, overlayPath, overlaysOfDisk, repositoryPath } from './naming.js';
+import type { RepositoryStore } from './repository-store.js';
+import type { RestorePointDisk, RestorePointRecord, RestorePointRepository } from './restore-point.repository.js';
+import { selectRetention } from './retention.js';
+
+export interface VmBackupPayload {
+  vmId: string;
+  policyId?: string | null;
+}
+
+export interface VmBackupResult {
+  restorePointId: string;
+  epoch: number;
+  repository: string;
+  archives: string[];
+  originalSize: number;
+  compressedSize: number;
+  deduplicatedSize: number;
+  durationMs: number;
+  pruned: number[];
+}
+
+export interface BackupEngineDeps {
+  clock: Clock;
+  dataDir: string;
+  borg: Borg;
+  runner: ProcessRunner;
+  hosts: HostAccess;
+  locks: VmLocks;
+  lookup: BackupLookup;
+  restorePoints: RestorePointRepository;
+  store: RepositoryStore;
+  /** VM lock lease. Default 60 s. */
+  lockLeaseMs?: number;
+}
+
+type Log = (level: TaskLogLevel, message: string) => Promise<void>;
+
+const LIVE: ReadonlySet<DomainState> = new Set(['running', 'idle', 'paused']);
+
+interface PlannedDisk {
+  disk: DomainDisk;
+  path: string;
+  chain: ImageInfo[];
+  size: number;
+  archive: string;
+  /** Overlay to create while the VM runs; null when the disk is not snapshotted (read-only, shareable). */
+  overlay: string | null;
+}
+
+interface Domain {
+  virsh: Virsh;
+  ops: DomainSnapshots;
+}
+
+export class BackupEngine {
+  constructor(private readonly deps: BackupEngineDeps) {}
+
+  private domain(host: HostTable): Domain {
+    const exec = this.deps.hosts.executor(host);
+    return { virsh: Virsh.overSsh(exec, host.libvirt_uri), ops: new DomainSnapshots((argv, o) => exec.exec(argv, o), host.libvirt_uri) };
+  }
+
+  /** The `vm.backup` handler. */
+  async backupVm(payload: VmBackupPayload, ctx: TaskContext): Promise<VmBackupResult> {
+    const { vm, host, policy, storage } = await this.deps.lookup.target(payload.vmId, payload.policyId);
+    const log: Log = (level, message) => ctx.log(level, message);
+    return this.deps.locks.withVmLock(
+      vm.id,
+      `task:${ctx.taskId}`,
+      async (lock) => {
+        const signal = AbortSignal.any([ctx.signal, lock.signal]);
+        const started = Date.now();
+        const dom = this.domain(host);
+        await this.preflight(dom, vm.uuid, log);
+        signal.throwIfAborted();
+
+        const inactiveXml = await dom.virsh.domainXml(vm.uuid, { inactive: true });
+        const info = parseDomainXml(await dom.virsh.domainXml(vm.uuid));
+        const state = await dom.virsh.domainState(vm.uuid);
+        const live = LIVE.has(state);
+        const repo = repositoryPath(storage.path, info.name);
+        const access = await this.deps.store.ensure(repo, { uuid: vm.uuid, name: info.name }, policy.encryption === 'none' ? 'none' : 'repokey-blake2', (m) => log('info', m));
+        const existing = await this.deps.borg.list(access, { signal });
+        const lastEpoch = Math.max(0, (await this.deps.restorePoints.maxEpoch(vm.id)) ?? 0, ...groupByEpoch(existing.map((a) => a.name)).map((g) => g.epoch));
+        const epoch = Math.max(Math.floor(this.deps.clock.now().getTime() / 1000), lastEpoch + 1);
+        const disks = await this.plan(info.disks, epoch, live);
+        await log('info', `backing up ${info.name} (${state}) from host ${host.name}: ${disks.map((d) => `${d.disk.target} ${d.path}`).join(', ')} into ${repo}`);
+
+        for (const d of disks) {
+          for (const img of d.chain.slice(1)) {
+            const t = await this.deps.store.storeTemplate(storage.path, img.filename, signal);
+            await log('info', `${d.disk.target}: backing file ${img.filename} ${t.copied ? 'stored as' : 'already stored as'} ${t.path} (sha256 ${t.sha256.slice(0, 16)}…)`);
+          }
+        }
+
+        const created: string[] = [];
+        const stats: Array<{ originalSize: number; compressedSize: number; deduplicatedSize: number }> = [];
+        const diskRecords: RestorePointDisk[] = [];
+        const snapshotted: PlannedDisk[] = [];
+        let failure: unknown = null;
+        try {
+          if (live) {
+            await this.snapshot(dom, vm, policy, disks, epoch, log);
+            snapshotted.push(...disks.filter((d) => d.overlay !== null));
+          } else {
+            await log('info', `the VM is ${state}: no snapshot needed`);
+          }
+          const total = disks.reduce((s, d) => s + d.size, 0);
+          let before = 0;
+          for (const d of disks) {
+            signal.throwIfAborted();
+            const st = await this.createDiskArchive(access, d, policy.compression, epoch, { before, total }, ctx, signal);
+            created.push(d.archive);
+            stats.push(st);
+            diskRecords.push({
+              target: d.disk.target,
+              path: d.path,
+              format: d.chain[0]?.format ?? d.disk.format,
+              archive: d.archive,
+              virtualSize: d.chain[0]?.virtualSize ?? null,
+              backingChain: d.chain.slice(1).map((i) => i.filename),
+              originalSize: st.originalSize,
+              compressedSize: st.compressedSize,
+              deduplicatedSize: st.deduplicatedSize,
+            });
+            before += d.size;
+          }
+          const cfg = await this.createConfigArchive(access, { vm, host, policy, info: { name: info.name }, inactiveXml, disks: diskRecords, epoch }, ctx, signal);
+          created.push(configArchiveName(epoch));
+          stats.push(cfg);
+        } catch (err) {
+          failure = err;
+        }
+        // Never leave the VM on an overlay: after success, failure and cancellation alike.
+        const commitErrors = await this.commitAll(dom, vm.uuid, snapshotted, log);
+        if (failure !== null || commitErrors.length > 0) {
+          if (created.length > 0) {
+            await this.deps.borg.deleteArchives(access, created).then(
+              () => log('info', `removed the incomplete restore point's archives ${created.join(', ')}`),
+              (e: unknown) => log('warn', `could not remove the incomplete archives ${created.join(', ')}: ${(e as Error).message}`),
+            );
+          }
+          if (commitErrors.length > 0) {
+            throw new AppError('internal', 'BACKUP.OVERLAY_COMMIT_FAILED', `the VM could not be merged back from its snapshot overlay: ${commitErrors.map((e) => e.message).join('; ')}; the next backup (or recovery) retries`, {
+              cause: failure instanceof Error ? failure.message : null,
+            });
+          }
+          throw failure;
+        }
+
+        const sum = (k: 'originalSize' | 'compressedSize' | 'deduplicatedSize') => stats.reduce((s, x) => s + x[k], 0);
+        const record: RestorePointRecord = {
+          id: randomUUID(),
+          vmId: vm.id,
+          storageId: storage.id,
+          repository: repo,
+          epoch,
+          archives: [...created].sort(),
+          disks: diskRecords,
+          originalSize: sum('originalSize'),
+          compressedSize: sum('compressedSize'),
+          deduplicatedSize: sum('deduplicatedSize'),
+          durationMs: Date.now() - started,
+          taskId: ctx.taskId,
+          startedBy: ctx.startedBy,
+          source: 'backroll',
+          createdAt: new Date(epoch * 1000).toISOString(),
+        };
+        await this.deps.restorePoints.insert(record);
+        await log('info', `restore point ${record.id} (epoch ${epoch}): ${record.archives.join(', ')}; ${record.originalSize} bytes read, ${record.deduplicatedSize} new after deduplication`);
+        ctx.progress({ percent: 100, step: 'prune' });
+        const pruned = await this.applyRetention(vm.id, access, policy, log);
+        ctx.progress({ step: 'compact' });
+        await this.deps.borg.compact(access);
+        return {
+          restorePointId: record.id,
+          epoch,
+          repository: repo,
+          archives: record.archives,
+          originalSize: record.originalSize ?? 0,
+          compressedSize: record.compressedSize ?? 0,
+          deduplicatedSize: record.deduplicatedSize ?? 0,
+          durationMs: Date.now() - started,
+          pruned,
+        };
+      },
+      { purpose: 'backup', leaseMs: this.deps.lockLeaseMs },
+    );
+  }
+
+  /** Interrupted-task recovery: the pre-flight clean-up of the VM, under its lock. */
+  async recover(vmId: string, log: Log = async () => {}): Promise<void> {
+    const vm = await this.deps.lookup.vm(vmId);
+    const host = await this.deps.lookup.host(vm.host_id);
+    await this.deps.locks.withVmLock(vmId, 'recovery', () => this.preflight(this.domain(host), vm.uuid, log), { purpose: 'recovery', leaseMs: this.deps.lockLeaseMs });
+  }
+
+  private async plan(domainDisks: DomainDisk[], epoch: number, live: boolean): Promise<PlannedDisk[]> {
+    const out: PlannedDisk[] = [];
+    for (const disk of domainDisks) {
+      if (disk.type !== 'file' || !disk.path) {
+        throw new AppError('invalid', 'BACKUP.DISK_TYPE_UNSUPPORTED', `disk ${disk.target} is of type ${disk.type} (${disk.sourceDescription ?? disk.path ?? 'no source'}): Backroll backs up file disks`, { target: disk.target });
+      }
+      try {
+        await fs.access(disk.path, fs.constants.R_OK);
+      } catch (err) {
+        throw new AppError('unavailable', 'VM.DISK_NOT_ACCESSIBLE', `this worker cannot read disk ${disk.target} at ${disk.path} (${(err as NodeJS.ErrnoException).code}): mount the VM storage on the worker at the same path as on the host`, {
+          target: disk.target,
+          path: disk.path,
+        });
+      }
+      const chain = await imageChain(this.deps.runner, disk.path);
+      const size = (await fs.stat(disk.path)).size;
+      const snapshot = live && !disk.readonly && !disk.shareable;
+      out.push({ disk, path: disk.path, chain, size, archive: diskArchiveName(disk.target, disk.path, epoch), overlay: snapshot ? overlayPath(disk.path, epoch) : null });
+    }
+    const names = new Set(out.map((d) => d.archive));
+    if (names.size !== out.length) throw new AppError('invalid', 'BACKUP.ARCHIVE_NAME_CLASH', 'two disks of this VM map to the same archive name');
+    return out;
+  }
+
+  private async snapshot(dom: Domain, vm: VirtualMachineTable, policy: PolicyTable, disks: PlannedDisk[], epoch: number, log: Log): Promise<void> {
+    const specs = disks.map((d) => ({ target: d.disk.target, overlay: d.overlay }));
+    let quiesce = false;
+    if (policy.quiesce !== 'off') {
+      const agent = await dom.virsh.hasGuestAgent(vm.uuid);
+      if (agent) quiesce = true;
+      else if (policy.quiesce === 'required') {
+        throw new AppError('conflict', 'SNAPSHOT.QUIESCE_UNAVAILABLE', `the policy requires a quiesced snapshot, but the QEMU guest agent of ${vm.name} does not answer: install/start qemu-guest-agent in the VM or set the policy's quiesce to preferred`, { vmId: vm.id });
+      } else {
+        await log('warn', 'the guest agent does not answer: the snapshot is crash-consistent, not quiesced (policy quiesce: preferred)');
+      }
+    }
+    const name = `backroll-${epoch}`;
+    try {
+      await dom.ops.createDiskOnly(vm.uuid, name, specs, quiesce);
+    } catch (err) {
+      if (!quiesce || policy.quiesce === 'required') throw err;
+      await log('warn', `the quiesced snapshot failed (${(err as Error).message}); taking a crash-consistent one (policy quiesce: preferred)`);
+      quiesce = false;
+      await dom.ops.createDiskOnly(vm.uuid, name, specs, false);
+    }
+    await log('info', `external snapshot taken${quiesce ? ' (quiesced)' : ''}: the guest writes to ${specs.filter((s) => s.overlay).map((s) => s.overlay).join(', ')}`);
+  }
+
+  private async createDiskArchive(
+    access: RepoAccess,
+    d: PlannedDisk,
+    compression: string,
+    epoch: number,
+    totals: { before: number; total: number },
+    ctx: TaskContext,
+    signal: AbortSignal,
+  ) {
+    const tracker = new CreateProgressTracker(d.size);
+    const step = `${d.disk.target}: borg create`;
+    ctx.progress({ step, bytesTotal: totals.total, bytesDone: totals.before, percent: totals.total > 0 ? (100 * totals.before) / totals.total : 0 });
+    const st = await this.deps.borg.create(access, {
+      archive: d.archive,
+      paths: [d.path],
+      compression,
+      timestamp: new Date(epoch * 1000),
+      signal,
+      onEvent: (e) => {
+        const p = tracker.update(e);
+        if (p) {
+          const done = totals.before + p.bytesDone;
+          ctx.progress({ step, bytesDone: done, bytesTotal: totals.total, percent: totals.total > 0 ? (100 * done) / totals.total : 100, rateBytesPerSecond: p.rateBytesPerSecond ?? undefined });
+        } else forwardLog(e, ctx, d.disk.target);
+      },
+    });
+    await ctx.log('info', `${d.disk.target}: archive ${d.archive}: ${st.originalSize} bytes, ${st.compressedSize} compressed, ${st.deduplicatedSize} new, ${st.durationSeconds.toFixed(1)} s`);
+    return st;
+  }
+
+  private async createConfigArchive(
+    access: RepoAccess,
+    c: { vm: VirtualMachineTable; host: HostTable; policy: PolicyTable; info: { name: string }; inactiveXml: string; disks: RestorePointDisk[]; epoch: number },
+    ctx: TaskContext,
+    signal: AbortSignal,
+  ) {
+    const dir = path.join(this.deps.dataDir, 'tmp', `backup-${ctx.taskId}-${c.epoch}`);
+    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+    try {
+      await fs.writeFile(path.join(dir, 'domain.xml'), c.inactiveXml, { mode: 0o600 });
+      const meta = {
+        backrollVersion: VERSION,
+        epoch: c.epoch,
+        createdAt: new Date(c.epoch * 1000).toISOString(),
+        vm: { uuid: c.vm.uuid, name: c.info.name, id: c.vm.id },
+        host: { id: c.host.id, name: c.host.name, address: c.host.address },
+        policy: { id: c.policy.id, name: c.policy.name, compression: c.policy.compression, encryption: c.policy.encryption },
+        disks: c.disks.map((d) => ({ target: d.target, path: d.path, format: d.format, backingChain: d.backingChain, virtualSize: d.virtualSize, archive: d.archive })),
+      };
+      await fs.writeFile(path.join(dir, 'backroll.json'), `${JSON.stringify(meta, null, 2)}\n`, { mode: 0o600 });
+      return await this.deps.borg.create(access, {
+        archive: configArchiveName(c.epoch),
+        paths: ['domain.xml', 'backroll.json'],
+        cwd: dir,
+        compression: c.policy.compression,
+        timestamp: new Date(c.epoch * 1000),
+        signal,
+        onEvent: (e) => forwardLog(e, ctx, 'config'),
+      });
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  /** Block-commits every overlay back and deletes it; returns the failures (never throws). */
+  private async commitAll(dom: Domain, uuid: string, disks: PlannedDisk[], log: Log): Promise<Error[]> {
+    const errors: Error[] = [];
+    for (const d of disks) {
+      try {
+        await this.commitOne(dom, uuid, d.disk.target, d.overlay!, d.path, log);
+      } catch (err) {
+        errors.push(err as Error);
+        await log('error', `${d.disk.target}: block-commit of ${d.overlay} failed: ${(err as Error).message}`);
+      }
+    }
+    return errors;
+  }
+
+  private async commitOne(dom: Domain, uuid: string, target: string, overlay: string, base: string, log: Log): Promise<void> {
+    try {
+      await dom.ops.blockCommitActive(uuid, target);
+    } catch (err) {
+      // A job left by an interrupted commit blocks a new one: abort it, then retry once.
+      await log('warn', `${target}: block-commit failed (${(err as Error).message}); aborting any block job and retrying`);
+      await dom.ops.blockJobAbort(uuid, target);
+      await dom.ops.blockCommitActive(uuid, target);
+    }
+    const now = (await dom.virsh.diskChain(uuid)).find((x) => x.target === target);
+    if (now?.path !== base) throw new AppError('internal', 'BACKUP.OVERLAY_COMMIT_FAILED', `${target} is on ${now?.path ?? 'nothing'} after the block-commit, not on ${base}`);
+    await dom.ops.removeFile(overlay);
+    await log('info', `${target}: merged back into ${base}; overlay removed`);
+  }
+
+  /**
+   * Pre-flight clean-up: a Backroll overlay still active in the domain is merged back
+   * (block-commit when it runs; qemu-img commit + redefinition when it is shut off) and
+   * removed; overlay files next to its disks that no domain of the host uses are deleted.
+   */
+  private async preflight(dom: Domain, uuid: string, log: Log): Promise<void> {
+    const info = await dom.virsh.domainInfo(uuid);
+    const state = await dom.virsh.domainState(uuid);
+    const bases: string[] = [];
+    for (const disk of info.disks) {
+      if (!disk.path) continue;
+      if (!isOverlayPath(disk.path)) {
+        bases.push(disk.path);
+        continue;
+      }
+      const overlay = disk.path;
+      const base = disk.backingChain[0]?.path ?? (await imageChain(this.deps.runner, overlay))[0]?.backingFilename ?? null;
+      if (!base) throw new AppError('internal', 'BACKUP.OVERLAY_WITHOUT_BASE', `${disk.target} runs on the Backroll overlay ${overlay}, whose backing file is unknown`);
+      await log('warn', `${disk.target}: a previous backup left the VM on its overlay ${overlay}: merging it back into ${base}`);
+      if (LIVE.has(state)) {
+        await this.commitOne(dom, uuid, disk.target, overlay, base, log);
+      } else {
+        await dom.ops.qemuImgCommit(overlay);
+        const xml = await dom.virsh.domainXml(uuid, { inactive: true });
+        const fixed = xml.split(xmlAttr(overlay)).join(xmlAttr(base));
+        if (fixed === xml) throw new AppError('internal', 'BACKUP.OVERLAY_COMMIT_FAILED', `${overlay} is not in the persistent definition of the domain; fix it by hand`);
+        await dom.ops.define(fixed);
+        await dom.ops.removeFile(overlay);
+        await log('info', `${disk.target}: committed offline into ${base}, domain redefined, overlay removed`);
+      }
+      bases.push(base);
+    }
+    const stale: string[] = [];
+    for (const base of bases) {
+      const names = await fs.readdir(path.dirname(base)).catch(() => [] as string[]);
+      stale.push(...overlaysOfDisk(base, names));
+    }
+    if (stale.length === 0) return;
+    const used = new Set<string>();
+    for (const d of await dom.virsh.listDomains()) {
+      for (const disk of await dom.virsh.diskChain(d.uuid)) {
+        if (disk.path) used.add(disk.path);
+        for (const b of disk.backingChain) if (b.path) used.add(b.path);
+      }
+    }
+    for (const file of stale) {
+      if (used.has(file)) {
+        await log('warn', `overlay ${file} is still used by a domain: left in place`);
+        continue;
+      }
+      await dom.ops.removeFile(file);
+      await log('info', `removed the stale overlay ${file}`);
+    }
+  }
+
+  /** Prunes every archive series per the policy, then drops the index rows of pruned restore points. */
+  private async applyRetention(vmId: string, access: RepoAccess, policy: PolicyTable, log: Log): Promise<number[]> {
+    const rules = { daily: policy.retention_daily, weekly: policy.retention_weekly, monthly: policy.retention_monthly, yearly: policy.retention_yearly };
+    const names = (await this.deps.borg.list(access)).map((a) => a.name);
+    const groups = groupByEpoch(names);
+    const decision = selectRetention(groups.map((g) => ({ id: String(g.epoch), time: new Date(g.epoch * 1000) })), rules);
+    await log('info', `retention (daily ${rules.daily}, weekly ${rules.weekly}, monthly ${rules.monthly}, yearly ${rules.yearly}) keeps ${decision.keep.size} restore point(s), prunes ${decision.prune.length}`);
+    for (const prefix of archivePrefixes(names)) {
+      await this.deps.borg.prune(access, { globArchives: `${prefix}*`, keepDaily: rules.daily, keepWeekly: rules.weekly, keepMonthly: rules.monthly, keepYearly: rules.yearly });
+    }
+    const left = new Set(groupByEpoch((await this.deps.borg.list(access)).map((a) => a.name)).map((g) => g.epoch));
+    const gone = (await this.deps.restorePoints.listByVm(vmId)).filter((rp) => rp.repository === access.repo && !left.has(rp.epoch));
+    await this.deps.restorePoints.deleteByIds(gone.map((rp) => rp.id));
+    return gone.map((rp) => rp.epoch).sort((a, b) => a - b);
+  }
+}
+
+function forwardLog(e: BorgEvent, ctx: TaskContext, what: string): void {
+  if (e.type === 'log' && (e.level === 'warn' || e.level === 'error' || e.level === 'info')) void ctx.log(e.level, `${what}: borg: ${e.message}`).catch(() => undefined);
+  else if (e.type === 'text') void ctx.log('warn', `${what}: borg: ${e.message}`).catch(() => undefined);
+}
+
+/** A path as libvirt writes it in an XML attribute. */
+function xmlAttr(p: string): string {
+  return `'${p.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;').replaceAll("'", '&apos;').replaceAll('"', '&quot;')}'`;
+}

@@ -1,0 +1,37 @@
+/** The backup module's composition: one call builds the engine and its collaborators. */
+import { Borg } from '../adapters/borg/borg.js';
+import { nodeProcessRunner, type ProcessRunner } from '../adapters/process/process-runner.js';
+import { systemClock, type Clock } from '../clock.js';
+import type { Db } from '../db/database.js';
+import { VmLocks } from '../locks/vm-lock.js';
+import { BackupEngine } from './backup.engine.js';
+import { BackupLookup } from './backup.lookup.js';
+import { defaultSshKeyPath, sshHostAccess, type HostAccess } from './host-access.js';
+import { RepositoryStore } from './repository-store.js';
+import { RestorePointRepository } from './restore-point.repository.js';
+
+export interface BackupModuleDeps {
+  db: Db;
+  dataDir: string;
+  clock?: Clock;
+  runner?: ProcessRunner;
+  /** Default: an SSH pool with `<data dir>/ssh/id_ed25519`. */
+  hosts?: HostAccess;
+  sshKeyPath?: string;
+  lockLeaseMs?: number;
+}
+
+export function createBackupModule(deps: BackupModuleDeps) {
+  const clock = deps.clock ?? systemClock;
+  const runner = deps.runner ?? nodeProcessRunner;
+  const borg = new Borg({ baseDir: deps.dataDir, runner });
+  const lookup = new BackupLookup(deps.db);
+  const hosts = deps.hosts ?? sshHostAccess(lookup, deps.sshKeyPath ?? defaultSshKeyPath(deps.dataDir));
+  const locks = new VmLocks(deps.db, clock, { leaseMs: deps.lockLeaseMs });
+  const restorePoints = new RestorePointRepository(deps.db);
+  const store = new RepositoryStore(deps.dataDir, borg);
+  const engine = new BackupEngine({ clock, dataDir: deps.dataDir, borg, runner, hosts, locks, lookup, restorePoints, store, lockLeaseMs: deps.lockLeaseMs });
+  return { clock, borg, lookup, hosts, locks, restorePoints, store, engine, runner, dataDir: deps.dataDir };
+}
+
+export type BackupModule = ReturnType<typeof createBackupModule>;

@@ -1,0 +1,544 @@
+/**
+ * The restore step sequences. The one rule: a restore never destroys the disk it replaces before
+ * the new one is in place and verified. Each restored image is written to a temporary file in
+ * the destination directory (same file system), checked, given the original's owner and mode,
+ * and swapped in with an atomic rename; the original stays (hard link `<disk>.backroll-replaced-
+ * <epoch>`) until the VM runs again. Any failure puts every original back and restarts the VM.
+ */
+import { randomUUID } from 'node:crypto';
+import path from 'node:path';
+import type { BorgReader } from '../adapters/borg/extract.js';
+import type { ImageTool } from '../adapters/qemu-img/check.js';
+import { parseDomainXml } from '../adapters/libvirt/domain-xml.js';
+import { templatePath } from '../backups/naming.js';
+import type { AppError } from '../errors.js';
+import type { TaskContext } from '../tasks/task-context.js';
+import { ACTIVE_STATES, DomainControl, type HostExec } from './domain-control.js';
+import { rewriteDomainXml } from './domain-xml-rewrite.js';
+import { directoryFileNames, newDiskPath, percentOf, replacedPathOf, tmpPathOf } from './restore.model.js';
+import { RestoreErrorCode, restoreError } from './restore.errors.js';
+import type { FileOwner, RestoreFiles } from './restore-files.js';
+import type { RestoreHost, RestorePointRow, RestoreVm } from './restore.repository.js';
+import type { RestoreSource, SourceDisk } from './restore-source.js';
+
+export interface RestoreEngineDeps {
+  borg: BorgReader;
+  images: ImageTool;
+  files: RestoreFiles;
+  /** Runs argv on a host (SSH): `(argv, o) => pool.exec(hostId, argv, o)`. */
+  hostExec(hostId: string): HostExec;
+  /** Time a guest gets to shut down (ACPI) before it is powered off. Default 120 s. */
+  shutdownGraceMs?: number;
+  /** Free space kept in reserve on top of the images. Default 64 MiB. */
+  reserveBytes?: number;
+}
+
+export interface InPlaceResult {
+  mode: 'in-place';
+  epoch: number;
+  disks: Array<{ target: string; path: string; bytes: number; check: string }>;
+  stoppedBy: 'already' | 'shutdown' | 'destroyed';
+  restarted: boolean;
+  backingFilesRestored: string[];
+}
+export interface NewVmResult {
+  mode: 'new-vm';
+  epoch: number;
+  vm: { name: string; uuid: string; hostId: string; started: boolean };
+  disks: Array<{ target: string; path: string; bytes: number }>;
+  backingFilesRestored: string[];
+}
+export interface DirectoryResult {
+  mode: 'directory';
+  epoch: number;
+  directory: string;
+  files: string[];
+}
+export type RestoreResult = InPlaceResult | NewVmResult | DirectoryResult;
+
+/** Bytes extracted of all disks, as task progress (percent, bytes, rate). */
+class Meter {
+  private done = 0;
+  private readonly started = Date.now();
+  constructor(
+    private readonly ctx: TaskContext,
+    private readonly total: number,
+  ) {}
+  add(n: number, step: string): void {
+    this.done += n;
+    const secs = (Date.now() - this.started) / 1000;
+    this.ctx.progress({
+      percent: percentOf(this.done, this.total),
+      bytesDone: this.done,
+      bytesTotal: this.total,
+      rateBytesPerSecond: secs > 0 ? Math.round(this.done / secs) : undefined,
+      step,
+    });
+  }
+}
+
+function throwIfCanceled(signal: AbortSignal): void {
+  if (signal.aborted) throw restoreError(RestoreErrorCode.CANCELED, 'the restore was canceled; everything was put back as it was');
+}
+
+export class RestoreEngine {
+  private readonly graceMs: number;
+  private readonly reserve: number;
+
+  constructor(private readonly deps: RestoreEngineDeps) {
+    this.graceMs = deps.shutdownGraceMs ?? 120_000;
+    this.reserve = deps.reserveBytes ?? 64 * 1024 * 1024;
+  }
+
+  control(host: RestoreHost): DomainControl {
+    return new DomainControl(this.deps.hostExec(host.id), host.libvirtUri);
+  }
+
+  // ---------------------------------------------------------------- in place
+
+  async inPlace(ctx: TaskContext, vm: RestoreVm, host: RestoreHost, rp: RestorePointRow, src: RestoreSource): Promise<InPlaceResult> {
+    const { files } = this.deps;
+    const ctl = this.control(host);
+    const log = (m: string) => ctx.log('info', m);
+    const state = await ctl.state(vm.uuid);
+    const wasActive = ACTIVE_STATES.has(state);
+    await log(`VM ${JSON.stringify(vm.name)} is ${state}; restoring ${src.disks.length} disk(s) of epoch ${src.epoch} in place`);
+    const formats = await this.formatsInPlace(ctl, vm, src);
+
+    // Checks before touching anything.
+    for (const d of src.disks) {
+      if ((await files.deviceOf(path.dirname(d.path))) === null) {
+        throw restoreError(RestoreErrorCode.DIRECTORY_INVALID, `the directory of disk ${d.target} (${path.dirname(d.path)}) does not exist on this worker`, { reason: 'missing', target: d.target });
+      }
+      if ((await files.kind(d.path)) === 'other') {
+        throw restoreError(RestoreErrorCode.UNSUPPORTED_DISK, `disk ${d.target} (${d.path}) is not a regular file (a block device?): restore it to a directory or as a new VM`, { target: d.target, path: d.path });
+      }
+      const replaced = replacedPathOf(d.path, src.epoch);
+      if (await files.exists(replaced)) {
+        throw restoreError(RestoreErrorCode.LEFTOVER, `${replaced} is left from an earlier interrupted restore; check which disk is right, then remove it`, { files: [replaced] });
+      }
+    }
+    await this.checkSpace(src.disks.map((d) => ({ dir: path.dirname(d.path), bytes: d.size })));
+
+    interface Work {
+      disk: SourceDisk;
+      tmp: string;
+      replaced: string;
+      owner: FileOwner | null;
+      kept: boolean;
+      swapped: boolean;
+      bytes: number;
+      check: string;
+    }
+    const work: Work[] = src.disks.map((d) => ({ disk: d, tmp: tmpPathOf(d.path, src.epoch), replaced: replacedPathOf(d.path, src.epoch), owner: null, kept: false, swapped: false, bytes: 0, check: '' }));
+    const created: string[] = [];
+    const backing: string[] = [];
+    let stoppedBy: InPlaceResult['stoppedBy'] = 'already';
+    try {
+      if (wasActive) {
+        ctx.progress({ percent: 2, step: 'stopping the VM' });
+        stoppedBy = await ctl.stop(vm.uuid, this.graceMs, log);
+        await log(stoppedBy === 'shutdown' ? 'the VM shut down' : 'the VM was powered off');
+      }
+      throwIfCanceled(ctx.signal);
+
+      const meter = new Meter(ctx, src.disks.reduce((s, d) => s + d.size, 0));
+      for (const w of work) {
+        // A temporary file of ours from an interrupted run: it was never the VM's disk.
+        await files.remove(w.tmp);
+        created.push(w.tmp);
+        w.bytes = await this.extractTo(ctx, src, w.disk, w.tmp, meter);
+      }
+      for (const w of work) {
+        throwIfCanceled(ctx.signal);
+        w.owner = (await files.ownerOf(w.disk.path)) ?? (await this.dirOwner(w.disk.path));
+        const format = formats.get(w.disk.target)!;
+        backing.push(...(await this.putBackBacking(ctx, w.tmp, format, w.owner, rp.storagePath, src.epoch, created)));
+        w.check = await this.verify(ctx, w.tmp, w.disk.target, format);
+        await files.setOwner(w.tmp, w.owner);
+      }
+      throwIfCanceled(ctx.signal);
+
+      ctx.progress({ percent: 93, step: 'swapping disks' });
+      for (const w of work) {
+        if (await files.exists(w.disk.path)) {
+          await files.link(w.disk.path, w.replaced);
+          w.kept = true;
+        }
+        await files.rename(w.tmp, w.disk.path);
+        w.swapped = true;
+        created.splice(created.indexOf(w.tmp), 1);
+        await log(`${w.disk.target}: ${w.disk.path} restored${w.kept ? ` (the replaced disk is kept as ${path.basename(w.replaced)} until the VM runs)` : ''}`);
+      }
+
+      if (wasActive) {
+        ctx.progress({ percent: 96, step: 'starting the VM' });
+        await this.startAndConfirm(ctl, vm.uuid);
+        await log('the VM runs again on the restored disks');
+      }
+    } catch (err) {
+      await ctx.log('error', `restore failed: ${(err as Error).message}; putting the original disks back`);
+      // Restart whenever it ran before: a stop that failed half-way may still have stopped it.
+      await this.rollbackInPlace(ctx, ctl, vm, work, created, wasActive);
+      throw err;
+    }
+    for (const w of work) {
+      if (w.kept) await files.remove(w.replaced);
+    }
+    ctx.progress({ percent: 100, step: 'done' });
+    return {
+      mode: 'in-place',
+      epoch: src.epoch,
+      disks: work.map((w) => ({ target: w.disk.target, path: w.disk.path, bytes: w.bytes, check: w.check })),
+      stoppedBy,
+      restarted: wasActive,
+      backingFilesRestored: backing,
+    };
+  }
+
+  private async rollbackInPlace(
+    ctx: TaskContext,
+    ctl: DomainControl,
+    vm: RestoreVm,
+    work: Array<{ disk: SourceDisk; replaced: string; kept: boolean; swapped: boolean }>,
+    created: string[],
+    restart: boolean,
+  ): Promise<void> {
+    const { files } = this.deps;
+    const step = async (what: string, fn: () => Promise<unknown>) => {
+      try {
+        await fn();
+      } catch (e) {
+        await ctx.log('error', `rollback: ${what} failed: ${(e as Error).message}`).catch(() => {});
+      }
+    };
+    // A VM started on restored disks must not keep them open while the originals come back.
+    if (work.some((w) => w.swapped)) {
+      await step('stopping the VM', async () => {
+        if (ACTIVE_STATES.has(await ctl.state(vm.uuid))) await ctl.destroy(vm.uuid);
+      });
+    }
+    for (const w of [...work].reverse()) {
+      if (w.swapped && w.kept) await step(`putting ${w.disk.path} back`, () => files.rename(w.replaced, w.disk.path));
+      else if (w.swapped) await step(`removing ${w.disk.path}`, () => files.remove(w.disk.path));
+      else if (w.kept) await step(`removing the extra link ${w.replaced}`, () => files.remove(w.replaced));
+    }
+    for (const f of created) await step(`removing ${f}`, () => files.remove(f));
+    if (restart) {
+      await step('restarting the VM', async () => {
+        if (!ACTIVE_STATES.has(await ctl.state(vm.uuid))) await ctl.start(vm.uuid);
+      });
+    }
+    await ctx.log('warn', `rollback done: the original disks are in place${restart ? ' and the VM was restarted' : ''}`).catch(() => {});
+  }
+
+  /**
+   * After a worker died mid-restore (task `interrupted`): a kept original next to its disk means
+   * the swap happened. A VM that runs again runs on the restored disks: the restore completed,
+   * the kept originals go. A VM that does not run gets its originals back (the restore is
+   * unfinished; retry it). Temporary files of the restore are removed either way.
+   */
+  async recoverInPlace(vm: RestoreVm, host: RestoreHost, src: RestoreSource, log: (m: string) => Promise<void>): Promise<void> {
+    const { files } = this.deps;
+    const ctl = this.control(host);
+    const running = ACTIVE_STATES.has(await ctl.state(vm.uuid));
+    for (const d of src.disks) {
+      const tmp = tmpPathOf(d.path, src.epoch);
+      const replaced = replacedPathOf(d.path, src.epoch);
+      if (await files.exists(tmp)) {
+        await files.remove(tmp);
+        await log(`removed the unfinished ${tmp}`);
+      }
+      if (!(await files.exists(replaced))) continue;
+      if (running) {
+        await files.remove(replaced);
+        await log(`${d.target}: the VM runs on the restored disk; removed the kept original ${replaced}`);
+      } else {
+        await files.rename(replaced, d.path);
+        await log(`${d.target}: put the original disk back from ${replaced} (the restore did not finish; retry it)`);
+      }
+    }
+  }
+
+  /** Temporary files of an interrupted restore as a new VM or to a directory. */
+  async recoverCopies(src: RestoreSource, paths: string[], log: (m: string) => Promise<void>): Promise<void> {
+    for (const p of paths) {
+      for (const f of [tmpPathOf(p, src.epoch), `${p}.tmp`]) {
+        if (await this.deps.files.exists(f)) {
+          await this.deps.files.remove(f);
+          await log(`removed the unfinished ${f}`);
+        }
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- new VM
+
+  async asNewVm(
+    ctx: TaskContext,
+    vm: RestoreVm,
+    target: RestoreHost,
+    rp: RestorePointRow,
+    src: RestoreSource,
+    opts: { newName: string; directory?: string; start: boolean; sourceHost: RestoreHost },
+  ): Promise<NewVmResult> {
+    const { files } = this.deps;
+    const ctl = this.control(target);
+    const log = (m: string) => ctx.log('info', m);
+    if (await ctl.exists(opts.newName)) {
+      throw restoreError(RestoreErrorCode.TARGET_EXISTS, `host ${target.name} already has a VM named ${JSON.stringify(opts.newName)}; choose another name`, { newName: opts.newName });
+    }
+    let xml = src.domainXml;
+    if (xml === null) {
+      try {
+        xml = await this.control(opts.sourceHost).inactiveXml(vm.uuid);
+        await log('the restore point has no domain XML (BackROLL backup): using the current definition of the original VM');
+      } catch (err) {
+        throw restoreError(RestoreErrorCode.NO_DOMAIN_XML, 'the restore point has no domain XML and the original VM cannot be read; restore to a directory instead', undefined, err);
+      }
+    }
+    const uuid = randomUUID();
+    const xmlDisks = parseDomainXml(xml).disks;
+    const formatOf = (t: string, recorded: string | null) => recorded ?? xmlDisks.find((x) => x.target === t)?.format ?? 'raw';
+    const disks = src.disks.map((d) => ({ disk: d, path: newDiskPath(d.path, opts.newName, d.target, opts.directory) }));
+    for (const d of disks) {
+      if ((await files.deviceOf(path.dirname(d.path))) === null) {
+        throw restoreError(RestoreErrorCode.DIRECTORY_INVALID, `directory ${path.dirname(d.path)} does not exist on this worker`, { reason: 'missing', directory: path.dirname(d.path) });
+      }
+      if (await files.exists(d.path)) throw restoreError(RestoreErrorCode.TARGET_EXISTS, `${d.path} already exists; choose another name or directory`, { path: d.path });
+    }
+    const newXml = rewriteDomainXml(xml, { name: opts.newName, uuid, diskPaths: Object.fromEntries(disks.map((d) => [d.disk.target, d.path])) });
+    await this.checkSpace(disks.map((d) => ({ dir: path.dirname(d.path), bytes: d.disk.size })));
+
+    const created: string[] = [];
+    const backing: string[] = [];
+    const results: NewVmResult['disks'] = [];
+    let defined = false;
+    try {
+      const meter = new Meter(ctx, src.disks.reduce((s, d) => s + d.size, 0));
+      for (const d of disks) {
+        const tmp = tmpPathOf(d.path, src.epoch);
+        await files.remove(tmp);
+        created.push(tmp);
+        const bytes = await this.extractTo(ctx, src, d.disk, tmp, meter);
+        const sameDir = path.dirname(d.path) === path.dirname(d.disk.path);
+        const owner = (sameDir ? await files.ownerOf(d.disk.path) : null) ?? (await this.dirOwner(d.path));
+        const format = formatOf(d.disk.target, d.disk.format);
+        backing.push(...(await this.putBackBacking(ctx, tmp, format, owner, rp.storagePath, src.epoch, created)));
+        await this.verify(ctx, tmp, d.disk.target, format);
+        await files.setOwner(tmp, owner);
+        // link, not rename: never replace a file that appeared meanwhile.
+        await files.link(tmp, d.path);
+        created.push(d.path);
+        await files.remove(tmp);
+        created.splice(created.indexOf(tmp), 1);
+        results.push({ target: d.disk.target, path: d.path, bytes });
+      }
+      throwIfCanceled(ctx.signal);
+      ctx.progress({ percent: 94, step: 'defining the VM' });
+      await ctl.define(newXml);
+      defined = true;
+      await log(`VM ${JSON.stringify(opts.newName)} (${uuid}) defined on host ${target.name}`);
+      if (opts.start) {
+        ctx.progress({ percent: 97, step: 'starting the VM' });
+        await this.startAndConfirm(ctl, uuid);
+        await log('the new VM runs');
+      }
+    } catch (err) {
+      await ctx.log('error', `restore as a new VM failed: ${(err as Error).message}; removing what was created`);
+      if (defined) {
+        await ctl.state(uuid).then(
+          async (s) => {
+            if (ACTIVE_STATES.has(s)) await ctl.destroy(uuid);
+            await ctl.undefine(uuid);
+          },
+          () => undefined,
+        ).catch((e: unknown) => ctx.log('error', `could not undefine ${uuid}: ${(e as Error).message}`));
+      }
+      for (const f of created) await files.remove(f).catch(() => undefined);
+      throw err;
+    }
+    ctx.progress({ percent: 100, step: 'done' });
+    return { mode: 'new-vm', epoch: src.epoch, vm: { name: opts.newName, uuid, hostId: target.id, started: opts.start }, disks: results, backingFilesRestored: backing };
+  }
+
+  // ---------------------------------------------------------------- directory
+
+  async toDirectory(ctx: TaskContext, src: RestoreSource, directory: string): Promise<DirectoryResult> {
+    const { files } = this.deps;
+    await this.checkDirectory(directory);
+    const names = directoryFileNames(src.disks);
+    await this.checkSpace([{ dir: directory, bytes: src.disks.reduce((s, d) => s + d.size, 0) }]);
+    const created: string[] = [];
+    try {
+      const meter = new Meter(ctx, src.disks.reduce((s, d) => s + d.size, 0));
+      for (const d of src.disks) {
+        const final = path.join(directory, names.get(d.target)!);
+        const tmp = `${final}.tmp`;
+        created.push(tmp);
+        await this.extractTo(ctx, src, d, tmp, meter);
+        await files.link(tmp, final);
+        created.push(final);
+        await files.remove(tmp);
+        created.splice(created.indexOf(tmp), 1);
+      }
+      if (src.domainXml !== null) {
+        await files.writeFile(path.join(directory, 'domain.xml'), src.domainXml);
+        created.push(path.join(directory, 'domain.xml'));
+      }
+      if (src.manifest !== null) {
+        await files.writeFile(path.join(directory, 'backroll.json'), `${JSON.stringify(src.manifest, null, 2)}\n`);
+        created.push(path.join(directory, 'backroll.json'));
+      }
+    } catch (err) {
+      for (const f of created) await files.remove(f).catch(() => undefined);
+      throw err;
+    }
+    const list = created.map((f) => path.basename(f));
+    await ctx.log('info', `restored into ${directory}: ${list.join(', ')}`);
+    ctx.progress({ percent: 100, step: 'done' });
+    return { mode: 'directory', epoch: src.epoch, directory, files: list };
+  }
+
+  async checkDirectory(directory: string): Promise<void> {
+    const problem = await this.deps.files.checkEmptyWritableDir(directory);
+    if (problem === null) return;
+    const why: Record<string, string> = {
+      not_absolute: 'is not an absolute path',
+      missing: 'does not exist on the worker',
+      not_directory: 'is not a directory',
+      not_empty: 'is not empty',
+      not_writable: 'is not writable by the worker',
+    };
+    throw restoreError(RestoreErrorCode.DIRECTORY_INVALID, `directory ${directory} ${why[problem]}; give an existing, empty, writable directory`, { reason: problem, directory });
+  }
+
+  // ---------------------------------------------------------------- shared steps
+
+  /** borg extract --stdout into `file` (sparse), with progress; stderr lines to the task log. */
+  private async extractTo(ctx: TaskContext, src: RestoreSource, d: SourceDisk, file: string, meter: Meter): Promise<number> {
+    await ctx.log('info', `${d.target}: extracting ${d.archive} (${d.size} bytes) to ${file}`);
+    const x = this.deps.borg.extract(src.access, d.archive, d.itemPath, {
+      signal: ctx.signal,
+      onEvent: (e) => {
+        if (e.type === 'log' && (e.level === 'warn' || e.level === 'error')) void ctx.log(e.level, `borg: ${e.message}`);
+        else if (e.type === 'text') void ctx.log('warn', `borg: ${e.message}`);
+      },
+    });
+    let bytes: number;
+    try {
+      bytes = await this.deps.files.writeSparse(x.stdout, file, (n) => meter.add(n, `${d.target}: borg extract`));
+    } catch (err) {
+      x.abort();
+      await x.done.catch(() => undefined);
+      throw err;
+    }
+    await x.done;
+    if (bytes !== d.size) {
+      throw restoreError(RestoreErrorCode.VERIFY_FAILED, `${d.target}: extracted ${bytes} bytes, the archive lists ${d.size}`, { target: d.target, bytes, expected: d.size });
+    }
+    return bytes;
+  }
+
+  /** qemu-img check of a qcow2 (raw images have nothing to check). */
+  private async verify(ctx: TaskContext, file: string, target: string, format: string): Promise<string> {
+    if (format !== 'qcow2') return `${format}: not checked`;
+    const c = await this.deps.images.check(file, format);
+    if (!c.ok) {
+      throw restoreError(RestoreErrorCode.VERIFY_FAILED, `${target}: the restored image fails qemu-img check: ${c.message}`, { target, exitCode: c.exitCode, corruptions: c.corruptions });
+    }
+    await ctx.log('info', `${target}: qemu-img check: ${c.message}`);
+    return c.message;
+  }
+
+  /**
+   * A backing file (template) missing from its place is copied back from
+   * `<storage>/template/<file name>`, its checksum checked against `<file name>.sha256`.
+   * Follows the chain. Returns the files put back (also appended to `created`).
+   */
+  private async putBackBacking(ctx: TaskContext, image: string, format: string, owner: FileOwner, storagePath: string, epoch: number, created: string[]): Promise<string[]> {
+    const { files, images } = this.deps;
+    const restored: string[] = [];
+    let current = image;
+    let currentFormat = format;
+    for (let depth = 0; depth < 16 && currentFormat === 'qcow2'; depth++) {
+      const info = await images.info(current, currentFormat);
+      if (!info.backingFile) break;
+      const backing = info.backingFile;
+      // Never probe: an unrecorded backing format is treated as raw (no further chain).
+      currentFormat = info.backingFormat ?? 'raw';
+      if (await files.exists(backing)) {
+        current = backing;
+        continue;
+      }
+      const template = templatePath(storagePath, backing);
+      const expected = (await files.readText(`${template}.sha256`))?.trim().split(/\s+/)[0]?.toLowerCase();
+      if (!(await files.exists(template)) || !expected || !/^[0-9a-f]{64}$/.test(expected)) {
+        throw restoreError(RestoreErrorCode.BACKING_MISSING, `backing file ${backing} is missing and ${template} (with its .sha256) is not in the storage`, { backingFile: backing, template });
+      }
+      if ((await files.deviceOf(path.dirname(backing))) === null) {
+        throw restoreError(RestoreErrorCode.BACKING_MISSING, `backing file ${backing} is missing and its directory does not exist`, { backingFile: backing });
+      }
+      const tmp = tmpPathOf(backing, epoch);
+      await files.remove(tmp);
+      created.push(tmp);
+      await files.copy(template, tmp);
+      const actual = await files.sha256(tmp);
+      if (actual !== expected) {
+        throw restoreError(RestoreErrorCode.VERIFY_FAILED, `template ${template} does not match its checksum (${actual} ≠ ${expected})`, { template });
+      }
+      await files.setOwner(tmp, { ...owner, mode: owner.mode | 0o444 });
+      await files.link(tmp, backing);
+      created.push(backing);
+      await files.remove(tmp);
+      created.splice(created.indexOf(tmp), 1);
+      restored.push(backing);
+      await ctx.log('info', `backing file ${backing} was missing: put back from ${template} (sha256 verified)`);
+      current = backing;
+    }
+    return restored;
+  }
+
+  /** Free space for every image on its file system (the replaced disks stay meanwhile). */
+  private async checkSpace(needs: Array<{ dir: string; bytes: number }>): Promise<void> {
+    const byDev = new Map<number, { dir: string; bytes: number }>();
+    for (const n of needs) {
+      const dev = (await this.deps.files.deviceOf(n.dir)) ?? -1;
+      const e = byDev.get(dev) ?? { dir: n.dir, bytes: 0 };
+      e.bytes += n.bytes;
+      byDev.set(dev, e);
+    }
+    for (const { dir, bytes } of byDev.values()) {
+      const free = await this.deps.files.freeBytes(dir);
+      if (free !== null && free < bytes + this.reserve) {
+        throw restoreError(RestoreErrorCode.STORAGE_FULL, `${dir} has ${free} bytes free; the restore needs ${bytes} (+${this.reserve} reserve)`, { directory: dir, freeBytes: free, neededBytes: bytes });
+      }
+    }
+  }
+
+  /** Formats of the disks: as recorded, else as the VM's current definition says, else raw (libvirt's default). */
+  private async formatsInPlace(ctl: DomainControl, vm: RestoreVm, src: RestoreSource): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    let live: Array<{ target: string; format: string | null }> | null = null;
+    for (const d of src.disks) {
+      if (d.format === null && live === null) live = parseDomainXml(await ctl.inactiveXml(vm.uuid)).disks;
+      out.set(d.target, d.format ?? live?.find((x) => x.target === d.target)?.format ?? 'raw');
+    }
+    return out;
+  }
+
+  private async dirOwner(file: string): Promise<FileOwner> {
+    const o = await this.deps.files.ownerOf(path.dirname(file));
+    return { uid: o?.uid ?? 0, gid: o?.gid ?? 0, mode: 0o600 };
+  }
+
+  private async startAndConfirm(ctl: DomainControl, uuid: string): Promise<void> {
+    try {
+      await ctl.start(uuid);
+      const s = await ctl.state(uuid);
+      if (s !== 'running' && s !== 'idle') throw new Error(`state after start is "${s}"`);
+    } catch (err) {
+      throw restoreError(RestoreErrorCode.START_FAILED, `the VM did not start: ${(err as AppError).message}`, undefined, err);
+    }
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * What a restore point holds, read from its borg repository: one archive per disk (exactly one
+ * file, stored at its absolute path without the leading `/`) and, for Backroll's own backups, a
+ * `config_<epoch>` archive with `domain.xml` and `backroll.json`. BackROLL repositories have no
+ * config archive: the archives are grouped by their epoch suffix alone.
+ */
+import path from 'node:path';
+import type { RepoAccess } from '../adapters/borg/borg.js';
+import type { BorgReader } from '../adapters/borg/extract.js';
+import { parseDomainXml } from '../adapters/libvirt/domain-xml.js';
+import { archivesOfEpoch, type BackupManifest } from './restore.model.js';
+import { RestoreErrorCode, restoreError } from './restore.errors.js';
+import type { RestorePointRow } from './restore.repository.js';
+
+export interface SourceDisk {
+  target: string;
+  archive: string;
+  /** The item path inside the archive (no leading `/`). */
+  itemPath: string;
+  /** The disk's absolute path at backup time. */
+  path: string;
+  /** File size in the archive (bytes needed on disk at most). */
+  size: number;
+  /** Image format from backroll.json or the domain XML; null when the restore point does not say (BackROLL). */
+  format: string | null;
+}
+
+export interface RestoreSource {
+  repository: string;
+  epoch: number;
+  disks: SourceDisk[];
+  configArchive: string | null;
+  domainXml: string | null;
+  manifest: BackupManifest | null;
+  /** For the next borg calls of this restore (holds the passphrase: never logged). */
+  access: RepoAccess;
+}
+
+export async function loadSource(borg: BorgReader, access: RepoAccess, rp: RestorePointRow, signal?: AbortSignal, opts: { config?: boolean } = {}): Promise<RestoreSource> {
+  const names = (await borg.listArchives(access, signal)).map((a) => a.name);
+  const { config, disks } = archivesOfEpoch(names, rp.epoch);
+  if (disks.length === 0) {
+    throw restoreError(RestoreErrorCode.ARCHIVE_INVALID, `repository ${rp.repository} has no disk archive of epoch ${rp.epoch}`, { repository: rp.repository, epoch: rp.epoch });
+  }
+  const out: SourceDisk[] = [];
+  for (const d of disks) {
+    const files = (await borg.listItems(access, d.name, signal)).filter((i) => i.type === '-');
+    if (files.length !== 1) {
+      throw restoreError(RestoreErrorCode.ARCHIVE_INVALID, `archive ${d.name} holds ${files.length} files, expected exactly one disk image`, { archive: d.name });
+    }
+    const f = files[0]!;
+    out.push({ target: d.target, archive: d.name, itemPath: f.path, path: `/${f.path.replace(/^\/+/, '')}`, size: f.size, format: null });
+  }
+  const dup = out.find((d, i) => out.findIndex((x) => x.target === d.target) !== i);
+  if (dup) throw restoreError(RestoreErrorCode.ARCHIVE_INVALID, `epoch ${rp.epoch} has two archives for disk ${dup.target}`, { target: dup.target });
+
+  let domainXml: string | null = null;
+  let manifest: BackupManifest | null = null;
+  if (config && opts.config !== false) {
+    const items = (await borg.listItems(access, config, signal)).filter((i) => i.type === '-');
+    const xmlItem = items.find((i) => path.basename(i.path) === 'domain.xml');
+    const jsonItem = items.find((i) => path.basename(i.path) === 'backroll.json');
+    if (xmlItem) domainXml = (await borg.readFile(access, config, xmlItem.path, signal)).toString('utf8');
+    if (jsonItem) {
+      try {
+        manifest = JSON.parse((await borg.readFile(access, config, jsonItem.path, signal)).toString('utf8')) as BackupManifest;
+      } catch {
+        manifest = null;
+      }
+    }
+  }
+  for (const d of out) d.format = formatOf(d.target, manifest, domainXml);
+  return { repository: rp.repository, epoch: rp.epoch, disks: out, configArchive: config, domainXml, manifest, access };
+}
+
+/** A disk's image format as the restore point recorded it (manifest first, then the domain XML). */
+export function formatOf(target: string, manifest: BackupManifest | null, domainXml: string | null): string | null {
+  const m = manifest?.disks?.find((d) => d.target === target)?.format;
+  if (m) return m;
+  if (domainXml === null) return null;
+  try {
+    return parseDomainXml(domainXml).disks.find((d) => d.target === target)?.format ?? null;
+  } catch {
+    return null;
+  }
+}

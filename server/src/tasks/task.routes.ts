@@ -1,0 +1,294 @@
+import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Principal } from '../auth/principal.js';
+import { invalid } from '../errors.js';
+import { IdParams, Page, Uuid, errorResponses, listQuery } from '../http/schemas.js';
+import { checkKind } from './handler-registry.js';
+import type { TaskService } from './task.service.js';
+import { TASK_STATES, isTaskState, isTerminal, type TaskState } from './task.state.js';
+
+const State = Type.Union(TASK_STATES.map((s) => Type.Literal(s)), {
+  description: 'queued → running → succeeded | failed | canceled | interrupted | partial (a parent whose children partly failed)',
+});
+const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
+const NullableNumber = Type.Union([Type.Number(), Type.Null()]);
+const Timestamp = Type.String({ format: 'date-time' });
+
+const TaskFields = {
+  id: Uuid,
+  kind: Type.String({ description: 'e.g. vm.backup, vm.restore, pool.backup' }),
+  state: State,
+  target: Type.Union([Type.Object({ type: Type.String(), id: Nullable(Type.String()) }), Type.Null()], { description: 'what the task works on' }),
+  parentId: Nullable(Uuid),
+  retryOf: Nullable(Type.String({ description: 'the task this one retries' })),
+  startedBy: Nullable(Type.String({ description: 'user:<name>, client:<id> or schedule:<policy id>; null for the system' })),
+  payload: Type.Unknown({ description: 'input of the handler' }),
+  resources: Type.Object({ hostId: Nullable(Type.String()), storageId: Nullable(Type.String()) }, { description: 'what the concurrency limits count it against' }),
+  progress: Type.Object({
+    percent: NullableNumber,
+    bytesDone: NullableNumber,
+    bytesTotal: NullableNumber,
+    rateBytesPerSecond: NullableNumber,
+    step: Nullable(Type.String()),
+  }),
+  result: Type.Unknown({ description: 'what the handler returned (JSON), null until it succeeded' }),
+  error: Type.Union([Type.Object({ code: Type.String(), message: Type.String() }), Type.Null()]),
+  attempts: Type.Integer(),
+  cancelRequested: Type.Boolean(),
+  worker: Nullable(Type.String({ description: 'the worker running it' })),
+  scheduleRunId: Nullable(Type.String({ description: 'the schedule occurrence that started it' })),
+  createdAt: Timestamp,
+  startedAt: Nullable(Timestamp),
+  finishedAt: Nullable(Timestamp),
+  updatedAt: Timestamp,
+};
+const Task = Type.Object(TaskFields, { $id: 'Task' });
+const TaskDetail = Type.Object(
+  {
+    ...TaskFields,
+    children: Type.Object({ total: Type.Integer(), byState: Type.Record(Type.String(), Type.Integer()) }, { description: 'child tasks by state' }),
+  },
+  { $id: 'TaskDetail' },
+);
+const LogLine = Type.Object({
+  seq: Type.Integer({ description: 'position in the log, from 1' }),
+  at: Timestamp,
+  level: Type.Union([Type.Literal('debug'), Type.Literal('info'), Type.Literal('warn'), Type.Literal('error')]),
+  message: Type.String(),
+});
+
+const StateList = Type.String({ pattern: `^(${TASK_STATES.join('|')})(,(${TASK_STATES.join('|')}))*$`, description: 'one state or a comma list' });
+const ListQuery = listQuery({
+  state: Type.Optional(StateList),
+  kind: Type.Optional(Type.String({ maxLength: 64 })),
+  targetType: Type.Optional(Type.String({ maxLength: 32 })),
+  targetId: Type.Optional(Type.String({ maxLength: 64 })),
+  parentId: Type.Optional(Type.Union([Uuid, Type.Literal('none')], { description: 'children of a task, or `none` for top-level tasks' })),
+  startedBy: Type.Optional(Type.String({ maxLength: 255 })),
+  createdAfter: Type.Optional(Type.String({ format: 'date-time', description: 'created at or after (inclusive)' })),
+  createdBefore: Type.Optional(Type.String({ format: 'date-time', description: 'created before (exclusive)' })),
+});
+const LogQuery = Type.Object(
+  {
+    after: Type.Integer({ minimum: 0, default: 0, description: 'only lines with a greater seq (incremental reading)' }),
+    limit: Type.Integer({ minimum: 1, maximum: 5000, default: 1000 }),
+  },
+  { additionalProperties: false },
+);
+const EventsQuery = Type.Object({ after: Type.Optional(Type.Integer({ minimum: 0, description: 'resume the log after this seq (or send Last-Event-ID)' })) }, { additionalProperties: false });
+const SubmitBody = Type.Object(
+  {
+    kind: Type.String({ minLength: 1, maxLength: 64, description: 'a kind with a registered handler (GET /tasks/kinds)' }),
+    payload: Type.Optional(Type.Unknown()),
+    target: Type.Optional(Type.Object({ type: Type.String({ minLength: 1, maxLength: 32 }), id: Type.String({ minLength: 1, maxLength: 64 }) }, { additionalProperties: false })),
+    resources: Type.Optional(Type.Object({ hostId: Type.Optional(Uuid), storageId: Type.Optional(Uuid) }, { additionalProperties: false })),
+  },
+  { additionalProperties: false },
+);
+
+/** `user:<name>` or `client:<id>`: who started or changed a task, from the verified token. */
+export function actorOf(principal: Principal | undefined): string | null {
+  if (!principal) return null;
+  return principal.clientId ? `client:${principal.clientId}` : `user:${principal.label}`;
+}
+
+const tags = ['tasks'];
+const HEARTBEAT_MS = 15_000;
+const POLL_MS = 2_000;
+
+export async function taskRoutes(app: FastifyInstance, service: TaskService, info: { mode: string }): Promise<void> {
+  app.addSchema(Task);
+  app.addSchema(TaskDetail);
+  const TaskRef = Type.Ref('Task');
+
+  app.get<{ Querystring: Static<typeof ListQuery> }>(
+    '/tasks',
+    { schema: { tags, summary: 'List tasks, newest first', querystring: ListQuery, response: { 200: Page(TaskRef), ...errorResponses() } } },
+    async (req) => {
+      const q = req.query;
+      return service.list(
+        {
+          states: q.state ? (q.state.split(',') as TaskState[]) : undefined,
+          kind: q.kind,
+          targetType: q.targetType,
+          targetId: q.targetId,
+          parentId: q.parentId === 'none' ? null : q.parentId,
+          startedBy: q.startedBy,
+          createdAfter: q.createdAfter && new Date(q.createdAfter).toISOString(),
+          createdBefore: q.createdBefore && new Date(q.createdBefore).toISOString(),
+        },
+        { limit: q.limit, offset: q.offset },
+      );
+    },
+  );
+
+  app.get(
+    '/tasks/kinds',
+    {
+      schema: {
+        tags,
+        summary: 'Task kinds this server can start, and the job system mode',
+        response: { 200: Type.Object({ kinds: Type.Array(Type.String()), mode: Type.String({ description: 'embedded or distributed' }) }), ...errorResponses() },
+      },
+    },
+    async () => ({ kinds: service.handlerKinds(), mode: info.mode }),
+  );
+
+  app.post<{ Body: Static<typeof SubmitBody> }>(
+    '/tasks',
+    { schema: { tags, summary: 'Start a task of a registered kind', body: SubmitBody, response: { 201: TaskRef, ...errorResponses() } } },
+    async (req, reply) => {
+      const { kind, payload, target, resources } = req.body;
+      checkKind(kind);
+      if (!service.hasHandler(kind)) {
+        throw invalid('TASK.UNKNOWN_KIND', `no handler is registered for task kind "${kind}"; known kinds: ${service.handlerKinds().join(', ') || 'none'}`, { kind });
+      }
+      const task = await service.submit(kind, payload ?? null, { target: target ?? null, resources, startedBy: actorOf(req.principal) });
+      return reply.code(201).send(task);
+    },
+  );
+
+  app.get<{ Params: IdParams }>(
+    '/tasks/:id',
+    { schema: { tags, summary: 'One task with a summary of its children', params: IdParams, response: { 200: Type.Ref('TaskDetail'), ...errorResponses(404) } } },
+    async (req) => service.get(req.params.id),
+  );
+
+  app.get<{ Params: IdParams; Querystring: Static<typeof LogQuery> }>(
+    '/tasks/:id/log',
+    {
+      schema: {
+        tags,
+        summary: 'Log lines of a task, incrementally (?after=<last seq seen>)',
+        params: IdParams,
+        querystring: LogQuery,
+        response: { 200: Type.Object({ items: Type.Array(LogLine), lastSeq: Type.Integer({ description: 'pass as `after` next time' }) }), ...errorResponses(404) },
+      },
+    },
+    async (req) => service.logs(req.params.id, req.query.after, req.query.limit),
+  );
+
+  app.post<{ Params: IdParams }>(
+    '/tasks/:id/cancel',
+    {
+      schema: {
+        tags,
+        summary: 'Cancel a task: a queued one at once, a running one through its abort signal; its children too',
+        params: IdParams,
+        response: { 200: TaskRef, ...errorResponses(404, 409) },
+      },
+    },
+    async (req) => service.cancel(req.params.id, actorOf(req.principal)),
+  );
+
+  app.post<{ Params: IdParams }>(
+    '/tasks/:id/retry',
+    {
+      schema: {
+        tags,
+        summary: 'Start a new task with the same kind and payload (linked by retryOf)',
+        params: IdParams,
+        response: { 201: TaskRef, ...errorResponses(404, 409) },
+      },
+    },
+    async (req, reply) => reply.code(201).send(await service.retry(req.params.id, actorOf(req.principal))),
+  );
+
+  app.get<{ Params: IdParams; Querystring: Static<typeof EventsQuery> }>(
+    '/tasks/:id/events',
+    {
+      schema: {
+        tags,
+        summary: 'Live task events (Server-Sent Events)',
+        description:
+          'text/event-stream: `task` events (the task, on every change), `log` events (one line each, `id` = its seq, so a reconnect with Last-Event-ID resumes), ' +
+          'then `end` with the final task, and the stream closes. Needs the bearer token like every route (use a fetch-based EventSource in browsers).',
+        params: IdParams,
+        querystring: EventsQuery,
+        produces: ['text/event-stream'],
+        response: { 200: Type.String({ description: 'text/event-stream' }), ...errorResponses(404) },
+      },
+    },
+    async (req, reply) => {
+      const id = req.params.id;
+      await service.get(id); // 404 as a problem, before the stream starts
+      const lastEventId = Number(req.headers['last-event-id']);
+      reply.hijack();
+      streamTask(req, reply.raw, service, id, req.query.after ?? (Number.isInteger(lastEventId) && lastEventId > 0 ? lastEventId : 0));
+      return reply;
+    },
+  );
+}
+
+function streamTask(req: FastifyRequest, raw: import('node:http').ServerResponse, service: TaskService, id: string, after: number): void {
+  raw.writeHead(200, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache, no-transform',
+    connection: 'keep-alive',
+    'x-accel-buffering': 'no',
+    'x-request-id': req.id,
+  });
+  raw.write('retry: 2000\n\n');
+  let lastSeq = after;
+  let lastTask = '';
+  let closed = false;
+  let running = false;
+  let again = false;
+
+  const send = (event: string, data: unknown, eventId?: number) => {
+    if (!closed) raw.write(`${eventId !== undefined ? `id: ${eventId}\n` : ''}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  };
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    unsubscribe();
+    clearInterval(poll);
+    clearInterval(heartbeat);
+    raw.end();
+  };
+  const flushLogs = async () => {
+    for (;;) {
+      const { items } = await service.logs(id, lastSeq, 500);
+      for (const line of items) send('log', line, line.seq);
+      if (items.length > 0) lastSeq = items[items.length - 1]!.seq;
+      if (items.length < 500) return;
+    }
+  };
+  const flush = async (): Promise<void> => {
+    if (closed) return;
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    try {
+      do {
+        again = false;
+        const task = await service.get(id);
+        const json = JSON.stringify(task);
+        if (json !== lastTask) {
+          lastTask = json;
+          send('task', task);
+        }
+        await flushLogs();
+        if (isTaskState(task.state) && isTerminal(task.state)) {
+          send('end', task);
+          close();
+          return;
+        }
+      } while (again && !closed);
+    } catch (err) {
+      req.log.warn({ err, taskId: id }, 'task event stream failed');
+      close();
+    } finally {
+      running = false;
+    }
+  };
+
+  const unsubscribe = service.watch(id, () => void flush());
+  // Signals may be lost (another process, Redis down): poll as well.
+  const poll = setInterval(() => void flush(), POLL_MS);
+  const heartbeat = setInterval(() => !closed && raw.write(': keep-alive\n\n'), HEARTBEAT_MS);
+  req.raw.on('close', close);
+  void flush();
+}

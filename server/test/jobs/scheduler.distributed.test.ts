@@ -1,0 +1,125 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { unavailableReason } from '../support/databases.js';
+import { startBackroll, type BackrollProcess } from '../support/processes.js';
+import { dropPrefix, REDIS_URL, redisUnavailableReason, uniquePrefix } from '../support/redis.js';
+import { startTestServer, type TestServer } from '../support/server.js';
+
+const reason = (await redisUnavailableReason()) ?? (await unavailableReason('postgres'));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const MINUTE = 60_000;
+
+interface Run {
+  id: string;
+  scheduledFor: string;
+  trigger: string;
+  outcome: string;
+  tasks: Array<{ id: string; state: string }>;
+}
+
+/**
+ * Exactly once, cluster-wide: two real `backroll start --roles worker,scheduler`
+ * processes on one Redis and one PostgreSQL, a policy firing every minute, watched
+ * for at least two minutes. Every occurrence starts one pool.backup per pool, once.
+ */
+describe.skipIf(reason !== null)(`distributed scheduler${reason ? ` (skipped: ${reason})` : ''}`, () => {
+  const prefix = uniquePrefix();
+  let api: TestServer;
+  let storageDir: string;
+  const procs: BackrollProcess[] = [];
+  const ids: Record<string, string> = {};
+  const pools: Record<string, string> = {};
+
+  beforeAll(async () => {
+    const env = { BACKROLL_REDIS_URL: REDIS_URL, BACKROLL_REDIS_PREFIX: prefix };
+    api = await startTestServer('postgres', env, { roles: ['api'] });
+    for (let i = 0; i < 2; i++) {
+      const p = startBackroll('worker,scheduler', { ...env, BACKROLL_DATA_DIR: api.dataDir, BACKROLL_DATABASE_URL: api.db.config.url });
+      procs.push(p);
+    }
+    await Promise.all(procs.map((p) => p.waitFor('"msg":"scheduler started"')));
+    storageDir = fs.mkdtempSync(path.join(os.tmpdir(), 'backroll-storage-'));
+    const storageId = (await api.api('POST', '/api/v2/storages', { body: { name: 'dist', path: storageDir } })).body.id;
+    const policy = async (name: string, schedule: string) => {
+      const res = await api.api('POST', '/api/v2/policies', { body: { name, schedule, retention: { daily: 1, weekly: 0, monthly: 0, yearly: 0 }, storageId } });
+      expect(res.status, res.text).toBe(201);
+      ids[name] = res.body.id;
+    };
+    const pool = async (name: string, policyName: string) => {
+      const res = await api.api('POST', '/api/v2/pools', { body: { name, policyId: ids[policyName] } });
+      expect(res.status, res.text).toBe(201);
+      pools[name] = res.body.id;
+    };
+    // Policies are created while the schedulers run: the API process updates the BullMQ job schedulers itself.
+    await policy('every-minute', '* * * * *');
+    await pool('a', 'every-minute');
+    await pool('b', 'every-minute');
+    await policy('disabled', '* * * * *');
+    await pool('c', 'disabled');
+    await policy('rescheduled', '0 0 1 1 *');
+    await pool('d', 'rescheduled');
+    await policy('deleted', '* * * * *');
+    expect((await api.api('PATCH', `/api/v2/policies/${ids.disabled}`, { body: { enabled: false } })).status).toBe(200);
+    expect((await api.api('PATCH', `/api/v2/policies/${ids.rescheduled}`, { body: { schedule: '* * * * *' } })).status).toBe(200);
+    expect((await api.api('DELETE', `/api/v2/policies/${ids.deleted}`)).status).toBe(204);
+  }, 120_000);
+  afterAll(async () => {
+    await Promise.all(procs.map((p) => p.stop()));
+    await api?.close();
+    await dropPrefix(prefix);
+    if (storageDir) fs.rmSync(storageDir, { recursive: true, force: true });
+  });
+
+  it('fires each occurrence exactly once across two scheduler processes for two minutes', async () => {
+    const watchFrom = Date.now();
+    const first = Math.ceil((watchFrom + 1000) / MINUTE) * MINUTE;
+    // At least two occurrences and at least two minutes of watching.
+    const watchUntil = Math.max(watchFrom + 2 * MINUTE, first + MINUTE + 15_000);
+    await sleep(watchUntil - Date.now());
+    const expected: string[] = [];
+    for (let at = first; at <= watchUntil - 15_000; at += MINUTE) expected.push(new Date(at).toISOString());
+    expect(expected.length).toBeGreaterThanOrEqual(2);
+
+    const runsOf = async (name: string): Promise<Run[]> => (await api.api('GET', `/api/v2/policies/${ids[name]}/runs?limit=500`)).body.items;
+    const runs = await runsOf('every-minute');
+    const inWindow = runs.filter((r) => expected.includes(r.scheduledFor));
+    // One record per occurrence, each with one pool.backup per pool, all run to the end.
+    expect(inWindow.map((r) => r.scheduledFor).sort()).toEqual(expected);
+    expect(new Set(runs.map((r) => r.scheduledFor)).size).toBe(runs.length);
+    for (const r of inWindow) {
+      expect(r.trigger).toBe('schedule');
+      expect(r.tasks).toHaveLength(2);
+    }
+    const tasks = (
+      await api.api('GET', `/api/v2/tasks?kind=pool.backup&startedBy=${encodeURIComponent(`schedule:${ids['every-minute']}`)}&limit=500`)
+    ).body.items as Array<{ id: string; state: string; payload: { poolId: string; scheduledFor: string } }>;
+    expect(tasks).toHaveLength(2 * runs.length);
+    for (const at of expected) {
+      const mine = tasks.filter((x) => x.payload.scheduledFor === at);
+      expect(mine.map((x) => x.payload.poolId).sort(), at).toEqual([pools.a, pools.b].sort());
+    }
+    const done = tasks.filter((x) => expected.includes(x.payload.scheduledFor));
+    expect(done.every((x) => x.state === 'succeeded')).toBe(true);
+    // The pool backups ran on the worker processes (whichever took the job): "started on <host>:<pid>:…".
+    for (const x of done) {
+      const first = (await api.server.services.tasks.logs(x.id)).items[0]!.message;
+      expect(procs.some((p) => first.includes(`:${p.pid}:`)), first).toBe(true);
+    }
+
+    expect(await runsOf('disabled')).toEqual([]);
+    const rescheduled = (await runsOf('rescheduled')).filter((r) => expected.includes(r.scheduledFor));
+    expect(rescheduled.map((r) => r.scheduledFor).sort()).toEqual(expected);
+    expect(rescheduled.every((r) => r.tasks.length === 1)).toBe(true);
+    expect(await api.server.db.selectFrom('schedule_runs').selectAll().where('policy_id', '=', ids.deleted!).execute()).toEqual([]);
+
+    const policy = (await api.api('GET', `/api/v2/policies/${ids['every-minute']}`)).body;
+    expect(policy.lastRun.scheduledFor >= expected.at(-1)!).toBe(true);
+    expect(['succeeded', 'running']).toContain(policy.lastRun.outcome);
+    // BullMQ holds one job scheduler per enabled policy.
+    expect((await api.server.services.jobs.bullQueues()[1]!.getJobSchedulers()).map((s) => s.key).sort()).toEqual(
+      [`policy-${ids['every-minute']}`, `policy-${ids.rescheduled}`].sort(),
+    );
+  }, 240_000);
+});
