@@ -38,7 +38,7 @@ export interface ServiceDeps {
   clock?: Clock;
   fs?: FileSystem;
   /** Job system, scheduler and notification settings; default: embedded with the default limits. */
-  config?: Pick<Config, 'jobs' | 'scheduler' | 'hooks' | 'redisUrl' | 'publicUrl' | 'dataDir' | 'ssh' | 'inventory'>;
+  config?: Pick<Config, 'jobs' | 'scheduler' | 'hooks' | 'redisUrl' | 'publicUrl' | 'dataDir' | 'ssh' | 'inventory' | 'vmShutdownTimeoutSeconds'>;
   /** Backroll's SSH client keys (`<data dir>/ssh`, SshKeyStore); without them hosts cannot be reached. */
   sshKeys?: ClientKeys | null;
   logger?: JobLogger;
@@ -109,7 +109,11 @@ export function createServices(deps: ServiceDeps) {
   const backups = new BackupService(backupModule, jobs.tasks);
   registerBackupHandlers(jobs.tasks, backupModule, backups);
   // The restore side: vm.restore (in place, as a new VM, to a directory) and disk downloads.
-  const restores = createRestoreModule({ db: deps.db, backup: backupModule, submit: (kind, payload, opts) => jobs.tasks.submit(kind, payload, opts) }).service;
+  const restores = createRestoreModule({
+    db: deps.db,
+    backup: backupModule,
+    shutdownGraceMs: config.vmShutdownTimeoutSeconds * 1000,
+    submit: (kind, payload, opts) => jobs.tasks.submit(kind, payload, opts) }).service;
   registerRestoreHandlers(jobs.tasks, restores);
   return { clock, storages, hooks, connectors, policies, pools, hosts, hostConnections, vms, inventory, tasks: jobs.tasks, jobs, backups, backupModule, restores };
 }

@@ -94,6 +94,8 @@ export interface Config {
   hooks: HookDeliveryConfig;
   ssh: SshConfig;
   inventory: InventoryConfig;
+  /** Seconds a restore waits for a guest to shut down (ACPI) before powering it off. */
+  vmShutdownTimeoutSeconds: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -136,6 +138,7 @@ export const CONFIG_VARIABLES: Record<string, string> = {
   BACKROLL_SSH_CONNECT_TIMEOUT_SECONDS: 'SSH connect + handshake + authentication limit per host; default 15',
   BACKROLL_SSH_IDLE_SECONDS: 'an SSH connection to a host unused for this long is closed; default 60',
   BACKROLL_HOST_COMMAND_TIMEOUT_SECONDS: 'limit of one inventory command (virsh, qemu-img) on a host, killed after it; default 30',
+  BACKROLL_VM_SHUTDOWN_TIMEOUT_SECONDS: 'seconds a restore in place waits for the guest to shut down before powering it off; default 120',
   BACKROLL_INVENTORY_INTERVAL_SECONDS: 'seconds between periodic VM inventory refreshes of every host (worker role); 0 = off; default 300',
   BACKROLL_INVENTORY_CONCURRENCY: 'domains read at once on one host during an inventory refresh (below the 8 SSH channels per host); default 4',
 };
@@ -273,6 +276,7 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Config {
     oidc,
     metrics: bool('BACKROLL_METRICS', true),
     redisUrl,
+    vmShutdownTimeoutSeconds: int('BACKROLL_VM_SHUTDOWN_TIMEOUT_SECONDS', 120, 0, 3600),
     jobs,
     scheduler,
     hooks,

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import type { Db } from '../db/database.js';
 import { parseJson } from '../db/errors.js';
 import { fetchPage, type PageRequest, type PageResult } from '../db/page.js';
@@ -92,7 +93,10 @@ export class HostRepository {
     if (filter.name) q = q.where('name', '=', filter.name);
     if (filter.poolId) q = q.where('pool_id', '=', filter.poolId);
     // Tags are a JSON array of validated tokens: an exact quoted match is unambiguous.
-    if (filter.tag) q = q.where('tags', 'like', `%${JSON.stringify(filter.tag).replace(/[%_\\]/g, '\\$&')}%`);
+    if (filter.tag) {
+      const pattern = `%${JSON.stringify(filter.tag).replace(/[%_!]/g, '!$&')}%`;
+      q = q.where(sql<boolean>`${sql.ref('tags')} like ${pattern} escape '!'`);
+    }
     return fetchPage(q, page, 'name', toRecord);
   }
 

@@ -108,6 +108,9 @@ for (const dialect of DIALECTS) {
       const patched = await t.api('PATCH', `/api/v2/policies/${res.body.id}`, { body: { enabled: false, retention: { yearly: 2 } } });
       expect(patched.status).toBe(200);
       expect(patched.body).toMatchObject({ enabled: false, retention: { daily: 7, weekly: 4, monthly: 3, yearly: 2 } });
+      // A PATCH changes only what it names: defaults of the create body must not creep in.
+      const renamed = await t.api('PATCH', `/api/v2/policies/${res.body.id}`, { body: { description: 'nightly backups' } });
+      expect(renamed.body).toMatchObject({ enabled: false, description: 'nightly backups', timezone: 'Europe/Paris', compression: 'zstd,3' });
       const preview = await t.api('GET', `/api/v2/policies/schedule-preview?schedule=${encodeURIComponent('*/15 * * * *')}`);
       expect(preview.body.nextRuns).toHaveLength(5);
     });
@@ -167,6 +170,9 @@ for (const dialect of DIALECTS) {
       expectProblem(await t.api('POST', '/api/v2/hosts', { body: { name: 'kvm1', address: 'kvm2', poolId: pool.body.id } }), 409, 'HOST.NAME_TAKEN');
       expect((await t.api('GET', '/api/v2/hosts?tag=ssd')).body.total).toBe(1);
       expect((await t.api('GET', '/api/v2/hosts?tag=hdd')).body.total).toBe(0);
+      // LIKE wildcards in a tag filter are literal.
+      expect((await t.api('GET', '/api/v2/hosts?tag=s_d')).body.total).toBe(0);
+      expect((await t.api('GET', '/api/v2/hosts?tag=%25')).body.total).toBe(0);
 
       const inUse = async (p: string, code: string, type: string, name: string) => {
         const res = await t.api('DELETE', p);

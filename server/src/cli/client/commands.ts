@@ -58,7 +58,7 @@ async function findVm(api: ApiClient, ref: string): Promise<Vm> {
 }
 
 async function findRestorePoint(api: ApiClient, vm: Vm, ref: string): Promise<RestorePoint> {
-  const page = await api.request<Page<RestorePoint>>('GET', `/api/v2/virtual-machines/${vm.id}/restore-points?limit=500`);
+  const page = await api.request<Page<RestorePoint>>('GET', `/api/v2/virtual-machines/${vm.id}/restore-points`);
   const sorted = [...page.items].sort((a, b) => b.epoch - a.epoch);
   const rp = ref === 'latest' ? sorted[0] : sorted.find((r) => r.id === ref || String(r.epoch) === ref);
   if (!rp) throw new CliError(`VM "${vm.name}" has no restore point "${ref}"; list them with \`backroll vm restore-points ${vm.name}\``, EXIT.notFound);
@@ -149,7 +149,7 @@ export function registerClientCommands(program: Command): void {
       action(async (ref: string) => {
         const api = client();
         const v = await findVm(api, ref);
-        const page = await api.request<Page<RestorePoint & { originalSize?: number; deduplicatedSize?: number }>>('GET', `/api/v2/virtual-machines/${v.id}/restore-points?limit=500`);
+        const page = await api.request<Page<RestorePoint & { originalSize?: number; deduplicatedSize?: number }>>('GET', `/api/v2/virtual-machines/${v.id}/restore-points`);
         out(table(['ID', 'EPOCH', 'CREATED', 'SIZE', 'DEDUPLICATED'], page.items.map((r) => [r.id, r.epoch, r.createdAt, formatBytes(r.originalSize), formatBytes(r.deduplicatedSize)])));
       }),
     );
