@@ -51,3 +51,12 @@ export const httpStatusOf: Record<ErrorKind, number> = {
   unavailable: 503,
   internal: 500,
 };
+
+/**
+ * The error factory of a family of stable codes (an adapter's or a module's), each
+ * code mapped once to its kind: `const borgError = errorFamily(KINDS)`.
+ */
+export function errorFamily<C extends string>(kinds: Record<C, ErrorKind>) {
+  return (code: C, message: string, details?: Record<string, unknown>, cause?: unknown): AppError =>
+    new AppError(kinds[code], code, message, details, cause === undefined ? undefined : { cause });
+}

@@ -1,4 +1,4 @@
-import { AppError, type ErrorKind } from '../errors.js';
+import { errorFamily, type ErrorKind } from '../errors.js';
 
 /** Stable codes of restores (clients match on them). Borg's come from adapters/borg/extract.ts. */
 export const RestoreErrorCode = {
@@ -53,6 +53,4 @@ const KIND: Record<RestoreErrorCode, ErrorKind> = {
   'RESTORE.UNSUPPORTED_DISK': 'conflict',
 };
 
-export function restoreError(code: RestoreErrorCode, message: string, details?: Record<string, unknown>, cause?: unknown): AppError {
-  return new AppError(KIND[code], code, message, details, cause === undefined ? undefined : { cause });
-}
+export const restoreError = errorFamily(KIND);

@@ -5,7 +5,7 @@
  * process (credentials in its environment, never in argv) to back up and restore with --wait.
  * Works on a shut-off clone of a lab VM (the lab's own VMs stay untouched).
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -15,10 +15,10 @@ import { canaryPresent, lab, labHost, labSkipReason, type LabHost } from '../../
 import { EXIT } from '../../src/cli/client/format.js';
 import { createMachineClient } from '../../src/idp/clients.js';
 import { cloneVm, domState, HAVE_BORG, leftovers, rawSha, removeClone, scribble, type CloneVm } from '../../src/restores/restore-lab-fixtures.js';
+import { authorize, unauthorize } from '../support/lab-keys.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
 const BIN = path.resolve(import.meta.dirname, '../../bin/backroll.js');
-const AUTHORIZE = path.resolve(import.meta.dirname, '../../../scripts/lab/authorize-key.sh');
 const reason = labSkipReason || (!HAVE_BORG ? ' (SKIPPED: borg is not installed)' : process.getuid?.() !== 0 ? ' (SKIPPED: needs root)' : '');
 
 interface CliResult {
@@ -58,27 +58,7 @@ function cli(args: string[], env: Record<string, string>, timeoutMs = 240_000): 
 
 const show = (r: CliResult) => `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
 
-/** Appends the lines to every lab host user's authorized_keys with the lab's own script. */
-function authorize(lines: string[]): void {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'backroll-pub-'));
-  try {
-    fs.writeFileSync(path.join(dir, 'keys.pub'), lines.join('\n') + '\n');
-    const r = spawnSync('bash', [AUTHORIZE, path.join(dir, 'keys.pub')], { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(`authorize-key.sh failed: ${r.stderr}`);
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}
 
-/** Takes our test keys out again (same inode: owner and mode stay). */
-function unauthorize(homes: string[], lines: string[]): void {
-  for (const home of homes) {
-    const ak = path.join(home, '.ssh', 'authorized_keys');
-    if (!fs.existsSync(ak)) continue;
-    const kept = fs.readFileSync(ak, 'utf8').split('\n').filter((l) => !lines.includes(l));
-    fs.writeFileSync(ak, kept.join('\n'));
-  }
-}
 
 describe.skipIf(reason !== '')(`the backroll CLI backs up and restores a lab VM end to end with --wait${reason}`, () => {
   const l = lab!;

@@ -2,7 +2,6 @@
  * Hosts, SSH keys and the VM inventory through the real API of a real server (SQLite), against
  * the real KVM lab (sshd on 127.0.0.1:2222, session libvirt per host user, real qemu-img).
  */
-import { spawnSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -16,9 +15,9 @@ import { HostRepository, type HostRecord } from '../../src/hosts/host.repository
 import { InventoryService, type HostAccess } from '../../src/virtual-machines/inventory.service.js';
 import { VmRepository } from '../../src/virtual-machines/vm.repository.js';
 import { freePort } from '../support/ports.js';
+import { authorize, unauthorize } from '../support/lab-keys.js';
 import { startTestServer, type ApiResponse, type TestServer } from '../support/server.js';
 
-const AUTHORIZE = path.resolve(import.meta.dirname, '../../../scripts/lab/authorize-key.sh');
 const STATES = ['running', 'idle', 'paused', 'in shutdown', 'shut off', 'crashed', 'pmsuspended'];
 const EVIL = 'evil$(touch PWNED);\'"`id` x';
 const CONNECT_TIMEOUT_S = 3;
@@ -45,24 +44,7 @@ function localListing(h: LabHost): Map<string, { name: string; state: string }> 
   return out;
 }
 
-/** Appends the lines to every lab host user's authorized_keys with the lab's own script. */
-function authorize(lines: string[]): void {
-  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'backroll-pub-')), 'keys.pub');
-  fs.writeFileSync(file, lines.join('\n') + '\n');
-  const r = spawnSync('bash', [AUTHORIZE, file], { encoding: 'utf8' });
-  fs.rmSync(path.dirname(file), { recursive: true, force: true });
-  if (r.status !== 0) throw new Error(`authorize-key.sh failed: ${r.stderr}`);
-}
 
-/** Takes our test keys out again, so authorized_keys does not grow with every run. */
-function unauthorize(homes: string[], lines: string[]): void {
-  for (const home of homes) {
-    const ak = path.join(home, '.ssh', 'authorized_keys');
-    if (!fs.existsSync(ak)) continue;
-    const kept = fs.readFileSync(ak, 'utf8').split('\n').filter((l) => !lines.includes(l));
-    fs.writeFileSync(ak, kept.join('\n')); // same inode: owner and mode stay
-  }
-}
 
 /** A TCP server that accepts and never says anything: an sshd that hangs. */
 function silentServer(): Promise<{ port: number; close(): void }> {

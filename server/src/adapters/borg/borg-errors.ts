@@ -1,4 +1,4 @@
-import { AppError, type ErrorKind } from '../../errors.js';
+import { errorFamily, type ErrorKind } from '../../errors.js';
 
 /** Stable error codes of the borg adapter (clients match on them). */
 export const BorgErrorCode = {
@@ -39,6 +39,4 @@ const KIND: Record<BorgErrorCode, ErrorKind> = {
   'TASK.CANCELED': 'conflict',
 };
 
-export function borgError(code: BorgErrorCode, message: string, details?: Record<string, unknown>): AppError {
-  return new AppError(KIND[code], code, message, details);
-}
+export const borgError = errorFamily(KIND);

@@ -1,4 +1,4 @@
-import { AppError, type ErrorKind } from '../../errors.js';
+import { errorFamily, type ErrorKind } from '../../errors.js';
 
 /** Stable error codes of the libvirt adapter. */
 export const LibvirtErrorCode = {
@@ -23,11 +23,4 @@ const KIND: Record<LibvirtErrorCode, ErrorKind> = {
   'LIBVIRT.BAD_XML': 'internal',
 };
 
-export function libvirtError(
-  code: LibvirtErrorCode,
-  message: string,
-  details?: Record<string, unknown>,
-  cause?: unknown,
-): AppError {
-  return new AppError(KIND[code], code, message, details, cause === undefined ? undefined : { cause });
-}
+export const libvirtError = errorFamily(KIND);

@@ -1,4 +1,4 @@
-import { AppError, type ErrorKind } from '../../errors.js';
+import { errorFamily, type ErrorKind } from '../../errors.js';
 
 /** Stable error codes of the qemu-img adapter. */
 export const QemuImgErrorCode = {
@@ -26,6 +26,4 @@ const KIND: Record<QemuImgErrorCode, ErrorKind> = {
   'QEMU_IMG.UNSAFE_PATH': 'invalid',
 };
 
-export function qemuImgError(code: QemuImgErrorCode, message: string, details?: Record<string, unknown>): AppError {
-  return new AppError(KIND[code], code, message, details);
-}
+export const qemuImgError = errorFamily(KIND);
