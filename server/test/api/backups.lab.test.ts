@@ -6,12 +6,12 @@
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lab, labHost, labSkipReason } from '../../src/adapters/ssh/test-lab.js';
 import { domUuid } from '../../src/backups/lab-fixtures.js';
-import { startTestServer, type TestServer } from '../support/server.js';
+import { startLabApiServer } from '../support/lab-server.js';
+import type { TestServer } from '../support/server.js';
 
 const borgMissing = spawnSync('borg', ['--version']).status !== 0;
 const reason = labSkipReason || (borgMissing ? ' (SKIPPED: borg is not installed)' : '');
@@ -22,6 +22,7 @@ describe.skipIf(!lab || borgMissing)(`backup API on the KVM lab${reason}`, () =>
   let storage: string;
   let dataDir: string;
   let poolId: string;
+  let hostId: string;
   const vmIds = new Map<string, string>();
 
   const waitTask = async (id: string) => {
@@ -34,34 +35,16 @@ describe.skipIf(!lab || borgMissing)(`backup API on the KVM lab${reason}`, () =>
   };
 
   beforeAll(async () => {
-    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'backroll-data-'));
-    // Backroll's SSH key: the lab's client key, already authorised on the lab hosts.
-    fs.mkdirSync(path.join(dataDir, 'ssh'), { mode: 0o700 });
-    fs.copyFileSync(l.clientKeyPath, path.join(dataDir, 'ssh', 'id_ed25519'));
-    fs.chmodSync(path.join(dataDir, 'ssh', 'id_ed25519'), 0o600);
-    t = await startTestServer('sqlite', {}, { dataDir });
-    storage = fs.mkdtempSync(path.join(os.tmpdir(), 'backroll-storage-'));
-    const st = await t.api('POST', '/api/v2/storages', { body: { name: 'lab', path: storage } });
-    expect(st.status, st.text).toBe(201);
-    const pol = await t.api('POST', '/api/v2/policies', {
-      body: { name: 'lab', schedule: '0 3 * * *', retention: { daily: 2, weekly: 0, monthly: 0, yearly: 0 }, storageId: st.body.id, encryption: 'repokey', compression: 'zstd,3', quiesce: 'preferred' },
-    });
-    expect(pol.status, pol.text).toBe(201);
-    const pool = await t.api('POST', '/api/v2/pools', { body: { name: 'lab', policyId: pol.body.id } });
-    expect(pool.status, pool.text).toBe(201);
-    poolId = pool.body.id;
+    ({ t, dataDir, storage, poolId, hostId } = await startLabApiServer(l, labHost(l, 'kvmhost1'), { encryption: 'repokey', compression: 'zstd,3', quiesce: 'preferred' }));
     const h = labHost(l, 'kvmhost1');
-    const host = await t.api('POST', '/api/v2/hosts', { body: { name: 'kvmhost1', address: l.sshHost, sshPort: l.sshPort, username: h.user, poolId, libvirtUri: h.libvirtUri } });
-    expect(host.status, host.text).toBe(201);
     const db = t.server.db;
-    await db.updateTable('hosts').set({ connection_state: 'connected' }).where('id', '=', host.body.id).execute();
     const now = new Date().toISOString();
     for (const name of ['vm-stopped', 'vm-running']) {
       const id = randomUUID();
       vmIds.set(name, id);
       await db
         .insertInto('virtual_machines')
-        .values({ id, host_id: host.body.id, uuid: domUuid(h, name), name, state: 'running', vcpus: 1, memory_bytes: 64 << 20, disks: '[]', cloudstack_managed: 0, system_vm: 0, present: 1, last_seen_at: now, created_at: now, updated_at: now })
+        .values({ id, host_id: hostId, uuid: domUuid(h, name), name, state: 'running', vcpus: 1, memory_bytes: 64 << 20, disks: '[]', cloudstack_managed: 0, system_vm: 0, present: 1, last_seen_at: now, created_at: now, updated_at: now })
         .execute();
     }
   }, 60_000);

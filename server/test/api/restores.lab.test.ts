@@ -10,7 +10,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canaryPresent, lab, labHost, labSkipReason, type LabHost } from '../../src/adapters/ssh/test-lab.js';
 import { cloneVm, domState, HAVE_BORG, leftovers, rawSha, removeClone, scribble, type CloneVm } from '../../src/restores/restore-lab-fixtures.js';
-import { startTestServer, type TestServer } from '../support/server.js';
+import { startLabApiServer } from '../support/lab-server.js';
+import type { TestServer } from '../support/server.js';
 
 const reason = labSkipReason || (!HAVE_BORG ? ' (SKIPPED: borg is not installed)' : process.getuid?.() !== 0 ? ' (SKIPPED: needs root)' : '');
 
@@ -24,6 +25,7 @@ describe.skipIf(reason !== '')(`restore API on the KVM lab${reason}`, () => {
   let rpId: string;
   let atBackup: string;
   let dataDir: string;
+  let hostId: string;
   const tag = randomBytes(3).toString('hex');
 
   const waitTask = async (id: string) => {
@@ -38,23 +40,7 @@ describe.skipIf(reason !== '')(`restore API on the KVM lab${reason}`, () => {
   beforeAll(async () => {
     h = labHost(l, 'kvmhost1');
     expect(canaryPresent(l)).toEqual([]);
-    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'backroll-data-'));
-    fs.mkdirSync(path.join(dataDir, 'ssh'), { mode: 0o700 });
-    fs.copyFileSync(l.clientKeyPath, path.join(dataDir, 'ssh', 'id_ed25519'));
-    fs.chmodSync(path.join(dataDir, 'ssh', 'id_ed25519'), 0o600);
-    t = await startTestServer('sqlite', {}, { dataDir });
-    storage = fs.mkdtempSync(path.join(os.tmpdir(), 'backroll-storage-'));
-    const st = await t.api('POST', '/api/v2/storages', { body: { name: 'lab', path: storage } });
-    expect(st.status, st.text).toBe(201);
-    const pol = await t.api('POST', '/api/v2/policies', {
-      body: { name: 'lab', schedule: '0 3 * * *', retention: { daily: 2, weekly: 0, monthly: 0, yearly: 0 }, storageId: st.body.id, encryption: 'repokey', compression: 'lz4', quiesce: 'off' },
-    });
-    expect(pol.status, pol.text).toBe(201);
-    const pool = await t.api('POST', '/api/v2/pools', { body: { name: 'lab', policyId: pol.body.id } });
-    expect(pool.status, pool.text).toBe(201);
-    const host = await t.api('POST', '/api/v2/hosts', { body: { name: 'kvmhost1', address: l.sshHost, sshPort: l.sshPort, username: h.user, poolId: pool.body.id, libvirtUri: h.libvirtUri } });
-    expect(host.status, host.text).toBe(201);
-    await t.server.db.updateTable('hosts').set({ connection_state: 'connected' }).where('id', '=', host.body.id).execute();
+    ({ t, dataDir, storage, hostId } = await startLabApiServer(l, h, { encryption: 'repokey', compression: 'lz4', quiesce: 'off' }));
 
     // Shut off: a running lab guest (no OS) ignores the ACPI shutdown, so each restore would wait out
     // the 120 s grace before powering it off; running VMs are covered by src/restores/*.lab.test.ts.
@@ -63,7 +49,7 @@ describe.skipIf(reason !== '')(`restore API on the KVM lab${reason}`, () => {
     const now = new Date().toISOString();
     await t.server.db
       .insertInto('virtual_machines')
-      .values({ id: vmId, host_id: host.body.id, uuid: vm.uuid, name: vm.name, state: 'shut off', vcpus: 1, memory_bytes: 64 << 20, disks: '[]', cloudstack_managed: 0, system_vm: 0, present: 1, last_seen_at: now, created_at: now, updated_at: now })
+      .values({ id: vmId, host_id: hostId, uuid: vm.uuid, name: vm.name, state: 'shut off', vcpus: 1, memory_bytes: 64 << 20, disks: '[]', cloudstack_managed: 0, system_vm: 0, present: 1, last_seen_at: now, created_at: now, updated_at: now })
       .execute();
     const b = await t.api('POST', `/api/v2/virtual-machines/${vmId}/backups`);
     expect(b.status, b.text).toBe(202);
