@@ -4,9 +4,8 @@
 # first use. Prints where to open it and where the admin password is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund
-fi
+source scripts/runtime.sh
+backroll_ensure_deps
 npm run build --silent
 export BACKROLL_DATA_DIR="${BACKROLL_DATA_DIR:-$(pwd)/data}"
 exec node server/bin/backroll.js start "$@"

@@ -19,9 +19,10 @@ else
   echo "[test-all] not root: system packages, services and the KVM lab are not set up; lab tests will be skipped"
 fi
 
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund
-fi
+# Node.js 24 LTS (from the npm registry where the system's Node is older).
+source scripts/runtime.sh
+echo "[test-all] node $(node --version)"
+backroll_ensure_deps
 npm run typecheck --silent
 npm run build --silent
 
