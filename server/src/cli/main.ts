@@ -39,7 +39,7 @@ export async function main(argv: string[]): Promise<void> {
     .action(async (opts: { roles?: Config['roles'] }) => {
       const cfg = config();
       // Loaded only to serve: the provider library warns at import on Node 20 (it prefers 22).
-      const { startServer } = await import('../server.js');
+      const { startServer } = await import('../app/server.js');
       const server = await startServer(cfg, {
         roles: opts.roles,
         onAdminCreated: ({ password, passwordFile }) => {

@@ -68,7 +68,7 @@ export class HandlerRegistry {
       throw new AppError(
         'internal',
         'TASK.HANDLER_MISSING',
-        `${why}, but no handler is registered for task kind(s) ${missing.join(', ')}; register them at start (src/tasks/task-handlers.ts)`,
+        `${why}, but no handler is registered for task kind(s) ${missing.join(', ')}; register them in the composition root (src/app/services.ts)`,
         { missing },
       );
     }

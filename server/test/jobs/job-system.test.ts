@@ -5,7 +5,7 @@ import { loadConfig } from '../../src/config/config.js';
 import { migrateToLatest, openDatabase, type Db } from '../../src/db/database.js';
 import { AppError } from '../../src/errors.js';
 import { scopesOf } from '../../src/tasks/task-slots.js';
-import { createJobSystem } from '../../src/tasks/job-system.js';
+import { createJobSystem } from '../../src/app/job-system.js';
 import { createTestDatabase, type TestDatabase } from '../support/databases.js';
 
 /** The job system's start-up rules, on a real SQLite database. */

@@ -5,7 +5,7 @@ import pino from 'pino';
 import { loadConfig, type Config, type DatabaseDialect } from '../../src/config/config.js';
 import { createMachineClient } from '../../src/idp/index.js';
 import type { Role } from '../../src/config/config.js';
-import { startServer, type RunningServer, type StartOptions } from '../../src/server.js';
+import { startServer, type RunningServer, type StartOptions } from '../../src/app/server.js';
 import { createTestDatabase, type TestDatabase } from './databases.js';
 import { freePort } from './ports.js';
 

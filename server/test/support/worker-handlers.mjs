@@ -2,7 +2,7 @@
 // registers test task kinds through the same module the server applies at start.
 import fs from 'node:fs';
 import path from 'node:path';
-import { defineTaskHandlers } from '../../dist/tasks/task-handlers.js';
+import { defineTaskHandlers } from '../../dist/app/task-handlers.js';
 
 const markerDir = process.env.BACKROLL_TEST_MARKER_DIR;
 const mark = (name, content) => markerDir && fs.writeFileSync(path.join(markerDir, name), String(content));

@@ -5,9 +5,9 @@ import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { TokenVerifier } from '../auth/token-verifier.js';
 import { registerAuth, type SessionAuth } from './auth-hook.js';
-import { registerMetrics, type Metrics } from './metrics.js';
-import { problem, sendProblem, toProblem } from './problem.js';
-import { ProblemSchema } from './schemas.js';
+import { registerMetrics, type Metrics } from '../http/metrics.js';
+import { problem, sendProblem, toProblem } from '../http/problem.js';
+import { ProblemSchema } from '../http/schemas.js';
 
 export interface HttpAppOptions {
   logger: FastifyBaseLogger;

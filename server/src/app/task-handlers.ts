@@ -1,11 +1,11 @@
-import type { Services } from '../services.js';
-import type { TaskService } from './task.service.js';
+import type { Services } from './services.js';
+import type { TaskService } from '../tasks/task.service.js';
 
 /**
- * Where task kinds get their handlers. A module that provides kinds (the backup
- * engine: `vm.backup`, `vm.restore`, `pool.backup`, …) calls `defineTaskHandlers`
- * when it is imported; `startServer` imports those modules, then applies every
- * definition to the process's TaskService before the worker and scheduler start.
+ * Extra task kinds for a process (tests, plug-ins): the product's kinds are registered
+ * by createServices. A module imported before start-up calls `defineTaskHandlers`;
+ * `startServer` applies every definition to the process's TaskService before the
+ * worker and scheduler start.
  *
  *   defineTaskHandlers((tasks, services) => {
  *     tasks.registerHandler('pool.backup', (payload, ctx) => …, { notify: { event: 'backup' } });

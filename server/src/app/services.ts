@@ -1,36 +1,37 @@
 import pino from 'pino';
-import { nodeFileSystem, type FileSystem } from './adapters/filesystem.js';
-import { fetchPoster, type HttpPoster } from './adapters/http-poster.js';
-import { loadConfig, type Config } from './config/config.js';
-import { systemClock, type Clock } from './clock.js';
-import { ConnectorRepository } from './connectors/connector.repository.js';
-import { ConnectorService } from './connectors/connector.service.js';
-import type { SecretBox } from './crypto/secret-box.js';
-import type { Db } from './db/database.js';
-import { HookRepository } from './hooks/hook.repository.js';
-import { HookNotifier } from './hooks/hook.notifier.js';
-import { HookService } from './hooks/hook.service.js';
-import { TaskNotifications, TaskPolicyLookup } from './hooks/task-notifications.js';
-import { HostRepository } from './hosts/host.repository.js';
-import { HostService } from './hosts/host.service.js';
-import { HostConnections, type ClientKeys } from './hosts/host-connection.service.js';
-import { InventoryService } from './virtual-machines/inventory.service.js';
-import { VmRepository } from './virtual-machines/vm.repository.js';
-import { VmService } from './virtual-machines/vm.service.js';
-import { PolicyRepository } from './policies/policy.repository.js';
-import { PolicyService } from './policies/policy.service.js';
-import { PoolRepository } from './pools/pool.repository.js';
-import { PoolService } from './pools/pool.service.js';
-import { StorageRepository } from './storages/storage.repository.js';
-import type { PolicyRecord } from './policies/policy.repository.js';
-import { StorageService } from './storages/storage.service.js';
-import { createJobSystem } from './tasks/job-system.js';
-import { createBackupModule } from './backups/index.js';
-import { BackupService } from './backups/backup.service.js';
-import { registerBackupHandlers } from './backups/backup.handlers.js';
-import { createRestoreModule, registerRestoreHandlers } from './restores/index.js';
-import type { JobLogger } from './tasks/task-lifecycle.js';
-import { VERSION } from './version.js';
+import { nodeFileSystem, type FileSystem } from '../adapters/filesystem.js';
+import { fetchPoster, type HttpPoster } from '../adapters/http-poster.js';
+import { loadConfig, type Config } from '../config/config.js';
+import { systemClock, type Clock } from '../clock.js';
+import { ConnectorRepository } from '../connectors/connector.repository.js';
+import { ConnectorService } from '../connectors/connector.service.js';
+import type { SecretBox } from '../crypto/secret-box.js';
+import type { Db } from '../db/database.js';
+import { HookRepository } from '../hooks/hook.repository.js';
+import { HookNotifier } from '../hooks/hook.notifier.js';
+import { HookService } from '../hooks/hook.service.js';
+import { TaskNotifications, TaskPolicyLookup } from '../hooks/task-notifications.js';
+import { HostRepository } from '../hosts/host.repository.js';
+import { HostService } from '../hosts/host.service.js';
+import { HostConnections, type ClientKeys } from '../hosts/host-connection.service.js';
+import { InventoryService } from '../virtual-machines/inventory.service.js';
+import { VmRepository } from '../virtual-machines/vm.repository.js';
+import { VmService } from '../virtual-machines/vm.service.js';
+import { PolicyRepository } from '../policies/policy.repository.js';
+import { PolicyService } from '../policies/policy.service.js';
+import { PoolRepository } from '../pools/pool.repository.js';
+import { PoolService } from '../pools/pool.service.js';
+import { StorageRepository } from '../storages/storage.repository.js';
+import type { PolicyRecord } from '../policies/policy.repository.js';
+import { StorageService } from '../storages/storage.service.js';
+import { createJobSystem } from './job-system.js';
+import { createBackupModule } from '../backups/index.js';
+import { BackupService } from '../backups/backup.service.js';
+import { registerBackupHandlers } from '../backups/backup.handlers.js';
+import { createRestoreModule, registerRestoreHandlers } from '../restores/index.js';
+import { registerInventoryHandlers } from '../virtual-machines/inventory.tasks.js';
+import type { JobLogger } from '../tasks/task-lifecycle.js';
+import { VERSION } from '../version.js';
 
 export interface ServiceDeps {
   db: Db;
@@ -115,6 +116,7 @@ export function createServices(deps: ServiceDeps) {
     shutdownGraceMs: config.vmShutdownTimeoutSeconds * 1000,
     submit: (kind, payload, opts) => jobs.tasks.submit(kind, payload, opts) }).service;
   registerRestoreHandlers(jobs.tasks, restores);
+  registerInventoryHandlers(jobs.tasks, inventory);
   return { clock, storages, hooks, connectors, policies, pools, hosts, hostConnections, vms, inventory, tasks: jobs.tasks, jobs, backups, backupModule, restores };
 }
 

@@ -7,15 +7,15 @@ import { BullScheduler } from '../scheduler/bullmq.scheduler.js';
 import { EmbeddedScheduler, type PolicyScheduler } from '../scheduler/embedded.scheduler.js';
 import { SCHEDULED_KINDS, ScheduleFiring, type SchedulePolicies } from '../scheduler/schedule-firing.js';
 import { ScheduleRunRepository } from '../scheduler/schedule-run.repository.js';
-import { HandlerRegistry } from './handler-registry.js';
-import { BullTaskQueue } from './queues/bullmq.queue.js';
-import { EmbeddedQueue } from './queues/embedded.queue.js';
-import { LocalEventBus, RedisEventBus, type TaskEventBus } from './task-events.js';
-import { TaskExecutor } from './task-executor.js';
-import { TaskLifecycle, type JobLogger } from './task-lifecycle.js';
-import { TaskSlots } from './task-slots.js';
-import { TaskRepository } from './task.repository.js';
-import { TaskService } from './task.service.js';
+import { HandlerRegistry } from '../tasks/handler-registry.js';
+import { BullTaskQueue } from '../tasks/queues/bullmq.queue.js';
+import { EmbeddedQueue } from '../tasks/queues/embedded.queue.js';
+import { LocalEventBus, RedisEventBus, type TaskEventBus } from '../tasks/task-events.js';
+import { TaskExecutor } from '../tasks/task-executor.js';
+import { TaskLifecycle, type JobLogger } from '../tasks/task-lifecycle.js';
+import { TaskSlots } from '../tasks/task-slots.js';
+import { TaskRepository } from '../tasks/task.repository.js';
+import { TaskService } from '../tasks/task.service.js';
 
 export type JobMode = 'embedded' | 'distributed';
 

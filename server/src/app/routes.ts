@@ -9,7 +9,7 @@ import { hostConnectionRoutes } from '../hosts/host-connection.routes.js';
 import { policyRoutes } from '../policies/policy.routes.js';
 import { restoreRoutes } from '../restores/restore.routes.js';
 import { poolRoutes } from '../pools/pool.routes.js';
-import type { Services } from '../services.js';
+import type { Services } from './services.js';
 import { scheduleRoutes } from '../scheduler/schedule.routes.js';
 import { storageRoutes } from '../storages/storage.routes.js';
 import { boardSessionRoutes, mountQueueBoard, type BoardSessions } from '../tasks/queue-board.js';
