@@ -1,6 +1,6 @@
-import { describe } from 'vitest';
 import { unavailableReason } from '../support/databases.js';
 import { redisUnavailableReason } from '../support/redis.js';
+import { describeUnavailable } from '../support/unavailable.js';
 import { jobContractSuite } from './contract-suite.js';
 
 const redis = await redisUnavailableReason();
@@ -8,6 +8,6 @@ const redis = await redisUnavailableReason();
 /** BullMQ on the machine's Redis; the task rows on PostgreSQL and MariaDB (a distributed installation's databases). */
 for (const dialect of ['postgres', 'mysql'] as const) {
   const reason = redis ?? (await unavailableReason(dialect));
-  if (reason) describe.skip(`job system contract: distributed on ${dialect} (skipped: ${reason})`, () => {});
+  if (reason) describeUnavailable(`job system contract: distributed on ${dialect}`, reason);
   else jobContractSuite('distributed', dialect);
 }
