@@ -1,19 +1,32 @@
 /**
  * One mutating operation (backup, restore, delete of a restore point…) per VM at a time,
- * across every worker: a lease row per VM in the database. The holder renews it every
- * third of its lifetime; a crashed holder's lease simply expires and the next taker
- * replaces it. A taken, unexpired lease makes the second caller fail with VM.LOCKED.
+ * across every worker: a lease row per VM in the database, naming its holder (`task:<id>`
+ * for a task, `recovery:task:<id>` for the recovery of an interrupted task).
  *
  *   await locks.withVmLock(vmId, `task:${ctx.taskId}`, async (lock) => { … lock.signal … }, { purpose: 'backup' });
  *
- * `lock.signal` aborts when the lease could not be renewed (lost to another holder after
- * this process stalled past the expiry): stop mutating at once.
+ * A row is stale, and is replaced at once by the next taker, when its lease expired or when
+ * the task it names has ended (`interrupted`, `failed`, … — a task known dead, e.g. after
+ * kill -9: the recovery of that task is its lock's rightful successor and need not wait for
+ * the lease). Replacing deletes exactly the stale row (by its token), which fences the old
+ * holder: its next renewal finds no row and its `lock.signal` aborts.
+ *
+ * The holder renews the lease every third of its lifetime. `lock.signal` aborts when the lease
+ * was lost (replaced after this process stalled or its task was declared dead) and when the
+ * renewals fail (database unreachable) so long that the lease could run out unnoticed: stop
+ * mutating at once.
  */
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import type { Db } from '../db/database.js';
 import { isUniqueViolation } from '../db/errors.js';
 import { AppError, conflict } from '../errors.js';
+
+/** Default lease: the default task lease (BACKROLL_TASK_LEASE_SECONDS), renewed every 10 s. */
+export const DEFAULT_VM_LOCK_LEASE_MS = 30_000;
+
+/** Task states in which a `task:<id>` holder may still be alive. */
+const LIVE_TASK_STATES: readonly string[] = ['queued', 'running'];
 
 export interface HeldVmLock {
   vmId: string;
@@ -34,7 +47,7 @@ export interface VmLockInfo {
 export interface VmLockOptions {
   /** What the lock is for, shown to the second caller: `backup`, `restore`, `delete`. */
   purpose?: string;
-  /** Lease length. Default 60 s (renewed every 20 s). */
+  /** Lease length. Default 30 s (renewed every 10 s), as the default task lease. */
   leaseMs?: number;
 }
 
@@ -45,20 +58,32 @@ export class VmLocks {
     private readonly defaults: { leaseMs?: number } = {},
   ) {}
 
-  /** Runs `fn` while holding the VM's lock; VM.LOCKED when another holder has it. */
+  /** Runs `fn` while holding the VM's lock; VM.LOCKED when another live holder has it. */
   async withVmLock<T>(vmId: string, owner: string, fn: (lock: HeldVmLock) => Promise<T>, opts: VmLockOptions = {}): Promise<T> {
-    const leaseMs = opts.leaseMs ?? this.defaults.leaseMs ?? 60_000;
+    const leaseMs = opts.leaseMs ?? this.defaults.leaseMs ?? DEFAULT_VM_LOCK_LEASE_MS;
+    const intervalMs = Math.max(100, Math.floor(leaseMs / 3));
     const token = await this.acquire(vmId, owner, opts.purpose ?? 'operation', leaseMs);
     const lost = new AbortController();
+    // The lease runs until `validUntil` (ms, this process's clock): every renewal that worked moves it on.
+    let validUntil = Date.now() + leaseMs;
     let renewing: Promise<void> = Promise.resolve();
     const timer = setInterval(() => {
-      renewing = this.renew(vmId, token, leaseMs).then(
-        (ok) => {
-          if (!ok && !lost.signal.aborted) lost.abort(new AppError('conflict', 'VM.LOCK_LOST', `the lock of VM ${vmId} was lost (its lease expired)`));
-        },
-        () => undefined, // a database hiccup: the next heartbeat tries again before expiry
-      );
-    }, Math.max(100, Math.floor(leaseMs / 3)));
+      renewing = renewing.then(async () => {
+        if (lost.signal.aborted) return;
+        const attempted = Date.now();
+        try {
+          if (await this.renew(vmId, token, leaseMs)) validUntil = attempted + leaseMs;
+          else lost.abort(new AppError('conflict', 'VM.LOCK_LOST', `the lock of VM ${vmId} was lost (its lease expired or its holder was declared dead and replaced); stopped`));
+        } catch (err) {
+          // One failed renewal is tolerated while the lease still covers the next attempt; a
+          // holder that cannot prove its lease before it runs out stops, rather than mutating
+          // a VM that another worker may take over.
+          if (Date.now() + intervalMs >= validUntil) {
+            lost.abort(new AppError('unavailable', 'VM.LOCK_LOST', `the lock of VM ${vmId} could not be renewed (${(err as Error).message}) before its lease ran out; stopped`));
+          }
+        }
+      });
+    }, intervalMs);
     timer.unref?.();
     try {
       return await fn({ vmId, token, owner, signal: lost.signal });
@@ -82,7 +107,7 @@ export class VmLocks {
 
   private async acquire(vmId: string, owner: string, purpose: string, leaseMs: number): Promise<string> {
     const token = randomUUID();
-    for (let attempt = 0; attempt < 2; attempt++) {
+    for (let attempt = 0; attempt < 3; attempt++) {
       const now = this.clock.now();
       try {
         await this.db
@@ -93,15 +118,27 @@ export class VmLocks {
       } catch (err) {
         if (!isUniqueViolation(err)) throw err;
       }
-      // Taken: replace it only if its lease has expired (the holder crashed).
-      const res = await this.db.deleteFrom('vm_locks').where('vm_id', '=', vmId).where('expires_at', '<=', now.toISOString()).executeTakeFirst();
-      if (Number(res.numDeletedRows) === 0) break;
+      const row = await this.db.selectFrom('vm_locks').selectAll().where('vm_id', '=', vmId).executeTakeFirst();
+      if (!row) continue; // released meanwhile
+      if (!(await this.isStale(row, now))) break;
+      // Replace exactly the stale row (its token): a newer holder's row is never touched.
+      await this.db.deleteFrom('vm_locks').where('vm_id', '=', vmId).where('token', '=', row.token).execute();
     }
     const h = await this.holder(vmId);
     throw conflict('VM.LOCKED', `VM ${vmId} is busy: a ${h?.purpose ?? 'another'} operation holds its lock (${h?.owner ?? 'unknown holder'}) until it ends; try again later`, {
       vmId,
       holder: h ?? null,
     });
+  }
+
+  /** Expired, or held by a task that has ended (its process is dead or fenced). */
+  private async isStale(row: { owner: string; expires_at: string }, now: Date): Promise<boolean> {
+    if (row.expires_at <= now.toISOString()) return true;
+    const m = /^task:(.+)$/.exec(row.owner);
+    if (!m) return false;
+    const task = await this.db.selectFrom('tasks').select('state').where('id', '=', m[1]!).executeTakeFirst();
+    // An unknown task proves nothing: only the lease decides then.
+    return task !== undefined && !LIVE_TASK_STATES.includes(task.state);
   }
 
   private async renew(vmId: string, token: string, leaseMs: number): Promise<boolean> {
