@@ -12,6 +12,8 @@ command -v pg_ctlcluster >/dev/null || need_pkgs+=(postgresql)
 command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || need_pkgs+=(mariadb-server)
 command -v redis-server >/dev/null || need_pkgs+=(redis-server)
 command -v psql >/dev/null || need_pkgs+=(postgresql-client)
+# systemd-analyze lints deploy/systemd (no running systemd is needed).
+command -v systemd-analyze >/dev/null || need_pkgs+=(systemd)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   log "installing ${need_pkgs[*]}"
   apt-get update -qq
