@@ -317,7 +317,7 @@ describe.skipIf(skip)(`vm.backup against the KVM lab${reason}`, () => {
       }
     }
     const service = new BackupService(mod, { submit: async () => Promise.reject(new Error('no tasks here')) });
-    const points = await service.listRestorePoints(vmId(vm), true);
+    const { items: points } = await service.reconcileLocked(vmId(vm), 'test');
     expect(points.map((p) => [p.epoch, p.archives, p.source])).toEqual([
       [1732752000, ['vda_i-2-34-VM_1732752000', 'vdb_data-disk_1732752000'], 'borg'],
       [1732665600, ['vda_i-2-34-VM_1732665600', 'vdb_data-disk_1732665600'], 'borg'],

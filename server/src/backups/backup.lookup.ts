@@ -29,6 +29,12 @@ export class BackupLookup {
     return host;
   }
 
+  async pool(poolId: string): Promise<{ id: string; name: string; policy_id: string }> {
+    const pool = await this.db.selectFrom('pools').select(['id', 'name', 'policy_id']).where('id', '=', poolId).executeTakeFirst();
+    if (!pool) throw notFound('POOL.NOT_FOUND', `no pool with id ${poolId}; list them with GET /api/v2/pools`, { id: poolId });
+    return pool;
+  }
+
   async target(vmId: string, policyId?: string | null): Promise<BackupTarget> {
     const vm = await this.vm(vmId);
     const host = await this.host(vm.host_id);

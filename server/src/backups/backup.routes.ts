@@ -7,7 +7,8 @@ import type { BackupService } from './backup.service.js';
 const VmParams = Type.Object({ id: Uuid }, { additionalProperties: false });
 const RpParams = Type.Object({ id: Uuid, rpId: Uuid }, { additionalProperties: false });
 const BackupBody = Type.Union([Type.Object({ policyId: Type.Optional(Uuid) }, { additionalProperties: false }), Type.Null()]);
-const ListQuery = Type.Object({ reconcile: Type.Boolean({ default: false, description: 'first reconcile the index with `borg list` of the repository' }) }, { additionalProperties: false });
+const PoolBackupBody = Type.Union([Type.Object({}, { additionalProperties: false, description: "the pool's own policy applies" }), Type.Null()]);
+const ListQuery = Type.Object({}, { additionalProperties: false });
 const VerifyQuery = Type.Object({ verifyData: Type.Boolean({ default: false, description: 'also read and verify every chunk (borg check --verify-data; slow)' }) }, { additionalProperties: false });
 const NullableInt = Type.Union([Type.Integer(), Type.Null()]);
 
@@ -54,10 +55,46 @@ export async function backupRoutes(app: FastifyInstance, service: BackupService)
     { schema: { tags, summary: 'Back up a VM now (a vm.backup task)', params: VmParams, body: Type.Optional(BackupBody), response: { 202: TaskRef, ...errorResponses(404, 409) } } },
     async (req, reply) => reply.code(202).send(await service.startBackup(req.params.id, actorOf(req.principal), req.body?.policyId)),
   );
-  app.get<{ Params: Static<typeof VmParams>; Querystring: Static<typeof ListQuery> }>(
+  app.post<{ Params: Static<typeof VmParams> }>(
+    '/pools/:id/backup',
+    {
+      schema: {
+        tags,
+        summary: "Back up every eligible VM of a pool now (the parent pool.backup task; one vm.backup child per VM)",
+        params: VmParams,
+        body: Type.Optional(PoolBackupBody),
+        response: { 202: TaskRef, ...errorResponses(404) },
+      },
+    },
+    async (req, reply) => reply.code(202).send(await service.startPoolBackup(req.params.id, actorOf(req.principal))),
+  );
+  app.get<{ Params: Static<typeof VmParams> }>(
     '/virtual-machines/:id/restore-points',
-    { schema: { tags, summary: "A VM's restore points, newest first", params: VmParams, querystring: ListQuery, response: { 200: Type.Object({ items: Type.Array(Ref) }), ...errorResponses(404) } } },
-    async (req) => ({ items: await service.listRestorePoints(req.params.id, req.query.reconcile) }),
+    {
+      schema: {
+        tags,
+        summary: "A VM's restore points, newest first (the index; POST …/restore-points/reconcile re-reads the repository)",
+        params: VmParams,
+        querystring: ListQuery,
+        response: { 200: Type.Object({ items: Type.Array(Ref) }), ...errorResponses(404) },
+      },
+    },
+    async (req) => ({ items: await service.listRestorePoints(req.params.id) }),
+  );
+  app.post<{ Params: Static<typeof VmParams> }>(
+    '/virtual-machines/:id/restore-points/reconcile',
+    {
+      schema: {
+        tags,
+        summary: 'Reconcile the index with `borg list` of the repository (admins; under the VM lock, 409 VM.LOCKED while a backup, restore or delete runs)',
+        params: VmParams,
+        response: {
+          200: Type.Object({ added: Type.Integer(), removed: Type.Integer(), updated: Type.Integer(), items: Type.Array(Ref) }),
+          ...errorResponses(404, 409),
+        },
+      },
+    },
+    async (req) => service.reconcileLocked(req.params.id, actorOf(req.principal)),
   );
   app.get<{ Params: Static<typeof RpParams> }>(
     '/virtual-machines/:id/restore-points/:rpId',

@@ -1,6 +1,6 @@
 /**
  * The backup operations the API offers on one VM: start a backup, list/inspect/delete
- * restore points (from the database index, reconciled with `borg list` on request),
+ * restore points (from the database index; an admin reconciles it with `borg list`),
  * repository info, break-lock, verify. Long operations are tasks.
  */
 import { randomUUID } from 'node:crypto';
@@ -42,10 +42,29 @@ export class BackupService {
     });
   }
 
-  async listRestorePoints(vmId: string, reconcile = false): Promise<RestorePointRecord[]> {
+  /**
+   * Starts the parent `pool.backup` task (202): it fans out one `vm.backup` child per
+   * backup-eligible VM of the pool's connected hosts. POOL.NOT_FOUND at once for an unknown pool.
+   */
+  async startPoolBackup(poolId: string, startedBy: string | null): Promise<TaskView> {
+    await this.mod.lookup.pool(poolId);
+    return this.tasks.submit(POOL_BACKUP, { poolId, trigger: 'manual' }, { target: { type: 'pool', id: poolId }, startedBy });
+  }
+
+  /** The index only: a read never runs borg, takes a lock or writes (reconcile is an admin POST). */
+  async listRestorePoints(vmId: string): Promise<RestorePointRecord[]> {
     await this.mod.lookup.vm(vmId);
-    if (reconcile) await this.reconcile(vmId);
     return this.mod.restorePoints.listByVm(vmId);
+  }
+
+  /**
+   * Reconciles the index with `borg list` under the VM's lock, so it never interleaves
+   * with a backup, restore or delete of the VM (VM.LOCKED 409 while one runs).
+   */
+  async reconcileLocked(vmId: string, by: string | null): Promise<{ added: number; removed: number; updated: number; items: RestorePointRecord[] }> {
+    const vm = await this.mod.lookup.vm(vmId);
+    const counts = await this.mod.locks.withVmLock(vm.id, by ?? 'api', () => this.reconcile(vmId), { purpose: 'reconcile' });
+    return { ...counts, items: await this.mod.restorePoints.listByVm(vmId) };
   }
 
   async getRestorePoint(vmId: string, rpId: string): Promise<RestorePointRecord> {
@@ -113,7 +132,7 @@ export class BackupService {
         }
         continue;
       }
-      await this.mod.restorePoints.insert({
+      const inserted = await this.mod.restorePoints.insertIfAbsent({
         id: randomUUID(),
         vmId,
         storageId: t.storage.id,
@@ -130,7 +149,7 @@ export class BackupService {
         source: 'borg',
         createdAt: new Date(g.epoch * 1000).toISOString(),
       });
-      added++;
+      if (inserted) added++;
     }
     const present = new Set(groups.map((g) => g.epoch));
     const gone = rows.filter((r) => !present.has(r.epoch));

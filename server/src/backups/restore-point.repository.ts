@@ -1,5 +1,5 @@
 import type { Db } from '../db/database.js';
-import { parseJson } from '../db/errors.js';
+import { isUniqueViolation, parseJson } from '../db/errors.js';
 import type { RestorePointTable } from '../db/schema.js';
 
 export interface RestorePointDisk {
@@ -75,6 +75,17 @@ export class RestorePointRepository {
         created_at: p.createdAt,
       })
       .execute();
+  }
+
+  /** Inserts unless a row with the same (VM, repository, epoch) exists; false when it did. */
+  async insertIfAbsent(p: RestorePointRecord): Promise<boolean> {
+    try {
+      await this.insert(p);
+      return true;
+    } catch (err) {
+      if (isUniqueViolation(err)) return false;
+      throw err;
+    }
   }
 
   async listByVm(vmId: string): Promise<RestorePointRecord[]> {

@@ -83,7 +83,13 @@ describe.skipIf(!lab || borgMissing)(`backup API on the KVM lab${reason}`, () =>
     const vmId = vmIds.get('vm-stopped')!;
     const before = (await t.api('GET', `/api/v2/virtual-machines/${vmId}/restore-points`)).body.items;
     await t.server.db.deleteFrom('restore_points').where('vm_id', '=', vmId).execute();
-    const rec = await t.api('GET', `/api/v2/virtual-machines/${vmId}/restore-points?reconcile=true`);
+    // A read changes nothing: reconcile is an admin POST (viewers 403, the old GET flag 400).
+    expect((await t.api('GET', `/api/v2/virtual-machines/${vmId}/restore-points?reconcile=true`)).status).toBe(400);
+    expect((await t.api('POST', `/api/v2/virtual-machines/${vmId}/restore-points/reconcile`, { token: t.viewerToken })).status).toBe(403);
+    expect((await t.api('GET', `/api/v2/virtual-machines/${vmId}/restore-points`)).body.items).toEqual([]);
+    const rec = await t.api('POST', `/api/v2/virtual-machines/${vmId}/restore-points/reconcile`);
+    expect(rec.status, rec.text).toBe(200);
+    expect(rec.body).toMatchObject({ added: before.length, removed: 0 });
     expect(rec.body.items.map((r: { epoch: number }) => r.epoch)).toEqual(before.map((r: { epoch: number }) => r.epoch));
     expect(rec.body.items[0]).toMatchObject({ source: 'borg', archives: before[0].archives });
 
@@ -97,7 +103,7 @@ describe.skipIf(!lab || borgMissing)(`backup API on the KVM lab${reason}`, () =>
     const del = await t.api('DELETE', `/api/v2/virtual-machines/${vmId}/restore-points/${rec.body.items[0].id}`);
     expect(del.status, del.text).toBe(202);
     expect((await waitTask(del.body.id)).state).toBe('succeeded');
-    expect((await t.api('GET', `/api/v2/virtual-machines/${vmId}/restore-points?reconcile=true`)).body.items).toEqual([]);
+    expect((await t.api('POST', `/api/v2/virtual-machines/${vmId}/restore-points/reconcile`)).body.items).toEqual([]);
   }, 180_000);
 
   it('pool.backup fans out one vm.backup per eligible VM of the connected hosts', async () => {
