@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Write data into a running lab VM's disk as the guest would.
-# Usage: write-guest.sh <host user> <vm name> <offset> <length> <byte> [target]
+# Usage: write-guest.sh <host user> <vm name> <offset> <length> <byte|file:PATH> [target]
 #   offset/length: qemu-io sizes (e.g. 4M, 65536); byte: 0xab or decimal;
+#   file:PATH: write the first <length> bytes of that file instead (absolute
+#   path of [A-Za-z0-9._/-], readable by the host user: QEMU reads it);
 #   target: disk target (default vda).
 # Example: write-guest.sh kvmhost1 vm-running 4M 2M 0xab
 #
@@ -16,14 +18,22 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$HERE/lib.sh"
 
 require_root
-[ $# -eq 5 ] || [ $# -eq 6 ] || die "usage: $0 <host user> <vm name> <offset> <length> <byte> [target]"
+[ $# -eq 5 ] || [ $# -eq 6 ] || die "usage: $0 <host user> <vm name> <offset> <length> <byte|file:PATH> [target]"
 user=$1 name=$2 offset=$3 length=$4 byte=$5 target=${6:-vda}
 
 # These values end up inside an HMP command line: accept only plain values.
 size_re='^[0-9]+[kKmMgG]?$'
 [[ $offset =~ $size_re ]] || die "bad offset: $offset"
 [[ $length =~ $size_re ]] || die "bad length: $length"
-if ! [[ $byte =~ ^(0x[0-9a-fA-F]{1,2}|0|[1-9][0-9]{0,2})$ ]] || [ $((byte)) -gt 255 ]; then die "bad byte: $byte"; fi
+if [[ $byte == file:* ]]; then
+  src=${byte#file:}
+  [[ $src =~ ^/[A-Za-z0-9._/-]+$ ]] || die "bad source file: $src"
+  [ -f "$src" ] || die "no such file: $src"
+  fill="-s $src"
+else
+  if ! [[ $byte =~ ^(0x[0-9a-fA-F]{1,2}|0|[1-9][0-9]{0,2})$ ]] || [ $((byte)) -gt 255 ]; then die "bad byte: $byte"; fi
+  fill="-P $byte"
+fi
 [[ $target =~ ^[a-z]+$ ]] || die "bad target: $target"
 getent passwd "$user" >/dev/null || die "no such user: $user"
 
@@ -54,7 +64,7 @@ hmp() {
 # to the domain log, not to the monitor. So read the log's new bytes.
 logf="$(user_home "$user")/.cache/libvirt/qemu/log/$name.log"
 before=$(stat -c %s "$logf" 2>/dev/null || echo 0)
-hmp "qemu-io -d $qdev \"write -P $byte $offset $length\""
+hmp "qemu-io -d $qdev \"write $fill $offset $length\""
 # Flush so the new qcow2 clusters (metadata cached inside QEMU) are visible
 # to anything reading the image file from outside, e.g. a backup.
 hmp "qemu-io -d $qdev flush"
