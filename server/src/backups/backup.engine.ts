@@ -234,7 +234,8 @@ export class BackupEngine {
           path: disk.path,
         });
       }
-      const chain = await imageChain(this.deps.runner, disk.path);
+      // The format libvirt declares (never probed) and the chain libvirt reports (backing files only where the host's disk has them).
+      const chain = await imageChain(this.deps.runner, disk.path, { format: disk.format, libvirtChain: disk.backingChain });
       const size = (await fs.stat(disk.path)).size;
       const snapshot = live && !disk.readonly && !disk.shareable;
       out.push({ disk, path: disk.path, chain, size, archive: diskArchiveName(disk.target, disk.path, epoch), overlay: snapshot ? overlayPath(disk.path, epoch) : null });
