@@ -213,10 +213,10 @@ export class Borg {
     await this.call('compact', access, ['compact', access.repo], o);
   }
 
-  /** Deletes archives by name (borg 1.2: `borg delete REPO ARCHIVE...`). */
+  /** Deletes archives by name (borg 1.2: `borg delete REPO -- ARCHIVE...`; `--`: a name starting with `-` is never an option). */
   async deleteArchives(access: RepoAccess, archives: readonly string[], o: BorgCallOptions = {}): Promise<void> {
     if (archives.length === 0) return;
-    await this.call('delete', access, ['delete', access.repo, ...archives], o);
+    await this.call('delete', access, ['delete', access.repo, '--', ...archives], o);
   }
 
   /** BORG.CHECK_FAILED when borg reports problems. */
