@@ -114,14 +114,34 @@ export const toTaskRecord = (r: TaskTable): TaskRecord => ({
 const LOG_MESSAGE_MAX = 8000;
 const ACTIVE: TaskState[] = ['queued', 'running'];
 
-/** Tasks and their logs. Every state change is a guarded UPDATE (see task.state.ts). */
+/**
+ * Tasks and their logs. Every state change is a guarded UPDATE (see task.state.ts).
+ *
+ * Creation order is strict: tasks are listed by `created_at` (then id) and dispatched in
+ * that order, and ids are random, so two tasks created in the same millisecond (a
+ * `submitMany` batch, two submits in a row) must not share a `created_at`. This repository
+ * (one per process) hands out creation times that only move forward, at least 1 ms apart;
+ * start and finish times never go behind them, so `started_at >= created_at` still holds.
+ */
 export class TaskRepository {
+  /** The latest time this repository wrote, in epoch ms. */
+  private lastMs = 0;
+
   constructor(private readonly db: Db) {}
+
+  /** `now`, or just after the latest time handed out when the clock stood still or went back. */
+  private stamp(now: string, strict: boolean): string {
+    const ms = Date.parse(now);
+    const next = ms > this.lastMs || (!strict && ms === this.lastMs) ? ms : this.lastMs + (strict ? 1 : 0);
+    this.lastMs = next;
+    return next === ms ? now : new Date(next).toISOString();
+  }
 
   /** Inserts tasks in one transaction, after `before` (run in the same transaction). */
   async insert(tasks: NewTask[], now: string, before?: (trx: Transaction<Database>) => Promise<void>): Promise<void> {
     if (tasks.length === 0 && !before) return;
-    const rows: TaskTable[] = tasks.map((t) => ({
+    const created = tasks.map(() => this.stamp(now, true));
+    const rows: TaskTable[] = tasks.map((t, i) => ({
       id: t.id,
       kind: t.kind,
       state: 'queued',
@@ -137,10 +157,10 @@ export class TaskRepository {
       error_code: null,
       error_message: null,
       attempts: 0,
-      created_at: now,
+      created_at: created[i]!,
       started_at: null,
       finished_at: null,
-      updated_at: now,
+      updated_at: created[i]!,
       payload: t.payload === undefined ? null : JSON.stringify(t.payload),
       progress_step: null,
       retry_of: t.retryOf,
@@ -190,6 +210,7 @@ export class TaskRepository {
   async transition(id: string, to: TaskState, now: string, fields: TaskStateFields = {}, extra: TransitionGuard = {}): Promise<boolean> {
     const sources = sourcesOf(to).filter((s) => extra.from === undefined || s === extra.from);
     if (sources.length === 0) return false;
+    if (fields.finished_at === now) fields = { ...fields, finished_at: (now = this.stamp(now, false)) };
     let q = this.db
       .updateTable('tasks')
       .set({ ...fields, state: to, updated_at: now })
@@ -203,6 +224,7 @@ export class TaskRepository {
 
   /** queued → running for one worker, with a lease; false when someone else took it or it was canceled. */
   async claim(id: string, owner: string, leaseUntil: string, now: string): Promise<boolean> {
+    now = this.stamp(now, false);
     const res = await this.db
       .updateTable('tasks')
       .set((eb) => ({

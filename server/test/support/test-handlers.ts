@@ -12,6 +12,8 @@ export class Probe {
   maxInFlight = 0;
   readonly perHost = new Map<string, number>();
   maxPerHost = 0;
+  readonly perStorage = new Map<string, number>();
+  maxPerStorage = 0;
   readonly started: string[] = [];
   readonly recovered: string[] = [];
   private readonly gates = new Map<string, { open: () => void; promise: Promise<void> }>();
@@ -37,6 +39,8 @@ export class Probe {
     this.maxInFlight = 0;
     this.perHost.clear();
     this.maxPerHost = 0;
+    this.perStorage.clear();
+    this.maxPerStorage = 0;
   }
 }
 
@@ -77,20 +81,25 @@ export function registerTestHandlers(tasks: TaskService, probe: Probe): void {
     return { gate: payload.gate };
   });
 
-  /** Counts how many run at once, globally and per host. */
-  tasks.registerHandler<{ ms: number; host?: string }>('test.slow', async (payload, ctx) => {
+  /** Counts how many run at once, globally, per host and per storage. */
+  tasks.registerHandler<{ ms: number; host?: string; storage?: string }>('test.slow', async (payload, ctx) => {
     probe.inFlight++;
     probe.maxInFlight = Math.max(probe.maxInFlight, probe.inFlight);
-    const host = payload.host;
+    const { host, storage } = payload;
     if (host) {
       probe.perHost.set(host, (probe.perHost.get(host) ?? 0) + 1);
       probe.maxPerHost = Math.max(probe.maxPerHost, probe.perHost.get(host)!);
+    }
+    if (storage) {
+      probe.perStorage.set(storage, (probe.perStorage.get(storage) ?? 0) + 1);
+      probe.maxPerStorage = Math.max(probe.maxPerStorage, probe.perStorage.get(storage)!);
     }
     try {
       await sleep(payload.ms, undefined, { signal: ctx.signal });
     } finally {
       probe.inFlight--;
       if (host) probe.perHost.set(host, probe.perHost.get(host)! - 1);
+      if (storage) probe.perStorage.set(storage, probe.perStorage.get(storage)! - 1);
     }
     return { slept: payload.ms };
   });

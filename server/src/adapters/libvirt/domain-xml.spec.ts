@@ -104,15 +104,17 @@ describe('parseDomainXml', () => {
     expect(d.name).toBe(' 0012 ');
   });
 
-  it('refuses what is not a domain XML', () => {
+  it('refuses what is not a domain XML with LIBVIRT.BAD_XML', () => {
     expect(() => parseDomainXml('<network><name>x</name></network>')).toThrow(/no <domain>/);
     expect(() => parseDomainXml('<domain><name>x</name></domain>')).toThrow(/lacks/);
     expect(() => parseDomainXml('')).toThrow();
+    let thrown: unknown;
     try {
       parseDomainXml('<network/>');
     } catch (e) {
-      expect((e as { code: string }).code).toBe('LIBVIRT.BAD_XML');
+      thrown = e;
     }
+    expect(thrown).toMatchObject({ code: 'LIBVIRT.BAD_XML' });
   });
 });
 

@@ -48,7 +48,9 @@ describe('fingerprints', () => {
       const file = path.join(dir, 'k.pub');
       writeFileSync(file, pair.public);
       const r = spawnSync('ssh-keygen', ['-lf', file], { encoding: 'utf8' });
-      if (r.error) return; // ssh-keygen not installed: the fixed vector above still holds
+      // ssh-keygen (openssh-client) is a test requirement: a missing one fails here, it does not pass.
+      expect(r.error, 'ssh-keygen must be installed (openssh-client)').toBeUndefined();
+      expect(r.status, r.stderr).toBe(0);
       expect(r.stdout.split(' ')[1]).toBe(hostKeyFromOpenSshLine(pair.public).fingerprint);
     } finally {
       rmSync(dir, { recursive: true, force: true });
