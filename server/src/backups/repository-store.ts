@@ -13,7 +13,7 @@
  * encrypted repositories: `backroll key export <vm>` prints it for safekeeping.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { constants as fsConstants, createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -24,6 +24,33 @@ import { VERSION } from '../version.js';
 import { templatePath } from './naming.js';
 
 export const OWNER_FILE = 'backroll-vm.json';
+
+const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fsConstants;
+
+/**
+ * Opens a new temporary file in the backup storage (which other machines may write, e.g. over
+ * NFS): created by this call (O_EXCL) and never through a symbolic link (O_NOFOLLOW), mode 0600.
+ * A leftover at that path (a crashed run, or a planted link) is unlinked, never followed.
+ */
+export async function openTempFile(file: string): Promise<fs.FileHandle> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await fs.open(file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw err;
+      await fs.unlink(file);
+    }
+  }
+}
+
+async function writeTempFile(file: string, content: string): Promise<void> {
+  const handle = await openTempFile(file);
+  try {
+    await handle.writeFile(content);
+  } finally {
+    await handle.close();
+  }
+}
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface RepositoryOwner {
@@ -76,7 +103,7 @@ export class RepositoryStore {
 
   private async writeOwner(repo: string, owner: RepositoryOwner): Promise<void> {
     const tmp = path.join(repo, `${OWNER_FILE}.tmp`);
-    await fs.writeFile(tmp, `${JSON.stringify(owner, null, 2)}\n`, { mode: 0o600 });
+    await writeTempFile(tmp, `${JSON.stringify(owner, null, 2)}\n`);
     await fs.rename(tmp, path.join(repo, OWNER_FILE));
   }
 
@@ -165,13 +192,13 @@ export class RepositoryStore {
       },
     });
     try {
-      await pipeline(createReadStream(source), tap, createWriteStream(tmp, { mode: 0o600 }), { signal });
+      await pipeline(createReadStream(source), tap, (await openTempFile(tmp)).createWriteStream(), { signal });
       const copied = hash.digest('hex');
       if (copied !== sourceHash) throw new AppError('conflict', 'BACKUP.TEMPLATE_CHANGED', `the backing file ${source} changed while it was copied`, { source });
       const check = await sha256File(tmp, signal);
       if (check !== sourceHash) throw new AppError('internal', 'BACKUP.TEMPLATE_CORRUPT', `the copy of ${source} does not match its checksum`, { source });
       await fs.rename(tmp, dest);
-      await fs.writeFile(`${dest}.sha256.tmp`, `${sourceHash}  ${path.basename(dest)}\n`, { mode: 0o600 });
+      await writeTempFile(`${dest}.sha256.tmp`, `${sourceHash}  ${path.basename(dest)}\n`);
       await fs.rename(`${dest}.sha256.tmp`, `${dest}.sha256`);
       return { path: dest, sha256: sourceHash, copied: true };
     } catch (err) {
