@@ -248,4 +248,28 @@ describe.skipIf(reason !== '')(`the backroll CLI backs up and restores a lab VM 
     const tasks = await t.api('GET', '/api/v2/tasks?kind=vm.backup&limit=50');
     expect(tasks.body.items.map((x: { id: string }) => x.id)).toEqual([backupTaskId]);
   }, 60_000);
+
+  it('pool backup <pool> --wait: POST /pools/{id}/backup starts the parent pool.backup, one vm.backup child per eligible VM, exit 0', async () => {
+    // Only the clone stays eligible (the lab's own VMs are marked gone from the inventory), so
+    // the pool backup touches no lab VM; the parent still fans out through the real handler.
+    const vmRow = (await t.api('GET', `/api/v2/virtual-machines?name=${encodeURIComponent(vm.name)}`)).body.items.find((v: { uuid: string }) => v.uuid === vm.uuid);
+    await t.server.db.updateTable('virtual_machines').set({ present: 0 }).where('id', '!=', vmRow.id).execute();
+    const before = (await t.api('GET', `/api/v2/virtual-machines/${vmRow.id}/restore-points`)).body.items.length;
+
+    const r = await cli(['pool', 'backup', 'lab', '--wait'], env);
+    expect(r.code, show(r)).toBe(EXIT.ok);
+    const out = r.stdout.trimEnd().split('\n');
+    const parentId = /^task (\S+) (queued|running) \(pool\.backup\)$/.exec(out[0]!)?.[1];
+    expect(parentId, r.stdout).toBeDefined();
+    expect(out[out.length - 1]).toBe(`task ${parentId} succeeded`);
+    const parent = await t.api('GET', `/api/v2/tasks/${parentId}`);
+    expect(parent.body).toMatchObject({ kind: 'pool.backup', state: 'succeeded', target: { type: 'pool' }, startedBy: expect.stringMatching(/^client:/) });
+    const children = await t.api('GET', `/api/v2/tasks?parentId=${parentId}`);
+    expect(children.body.items.map((c: { kind: string; state: string; target: { id: string } }) => [c.kind, c.state, c.target.id])).toEqual([['vm.backup', 'succeeded', vmRow.id]]);
+    expect((await t.api('GET', `/api/v2/virtual-machines/${vmRow.id}/restore-points`)).body.items).toHaveLength(before + 1);
+
+    const unknown = await cli(['pool', 'backup', 'no-such-pool'], env);
+    expect(unknown.code, show(unknown)).toBe(EXIT.notFound);
+    expect(unknown.stderr).toContain('no pool "no-such-pool"');
+  }, 240_000);
 });
