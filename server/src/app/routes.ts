@@ -15,6 +15,7 @@ import { storageRoutes } from '../storages/storage.routes.js';
 import { boardSessionRoutes, mountQueueBoard, type BoardSessions } from '../tasks/queue-board.js';
 import { taskRoutes } from '../tasks/task.routes.js';
 import { vmRoutes } from '../virtual-machines/vm.routes.js';
+import { drRoutes } from '../dr/dr.routes.js';
 
 /** The native API: every resource's routes under /api/v2. */
 export interface ApiContext {
@@ -40,6 +41,7 @@ export async function apiV2Routes(app: FastifyInstance, services: Services, ctx:
       await backupRoutes(v2, services.backups);
       await restoreRoutes(v2, services.restores);
       await taskRoutes(v2, services.tasks, { mode: services.jobs.mode });
+      await drRoutes(v2, services.dr);
       await scheduleRoutes(v2, { policies: services.policies, firing: services.jobs.firing });
       if (ctx.queueBoard) await boardSessionRoutes(v2, ctx.queueBoard);
       await clientRoutes(v2, { dataDir: ctx.dataDir, secretBox: ctx.secretBox, issuer: ctx.issuer, embedded: ctx.embeddedIdp });

@@ -30,6 +30,7 @@ import { BackupService } from '../backups/backup.service.js';
 import { registerBackupHandlers } from '../backups/backup.handlers.js';
 import { createRestoreModule, registerRestoreHandlers } from '../restores/index.js';
 import { registerInventoryHandlers } from '../virtual-machines/inventory.tasks.js';
+import { DrService } from '../dr/dr.service.js';
 import type { JobLogger } from '../tasks/task-lifecycle.js';
 import { VERSION } from '../version.js';
 
@@ -117,7 +118,8 @@ export function createServices(deps: ServiceDeps) {
     submit: (kind, payload, opts) => jobs.tasks.submit(kind, payload, opts) }).service;
   registerRestoreHandlers(jobs.tasks, restores);
   registerInventoryHandlers(jobs.tasks, inventory);
-  return { clock, storages, hooks, connectors, policies, pools, hosts, hostConnections, vms, inventory, tasks: jobs.tasks, jobs, backups, backupModule, restores };
+  const dr = new DrService(deps.db, config.dataDir, VERSION);
+  return { clock, storages, hooks, connectors, policies, pools, hosts, hostConnections, vms, inventory, tasks: jobs.tasks, jobs, backups, backupModule, restores, dr };
 }
 
 export type Services = ReturnType<typeof createServices>;

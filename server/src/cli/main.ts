@@ -8,6 +8,7 @@ import { resetAdminPassword } from '../idp/accounts.js';
 import { createMachineClient, deleteMachineClient, listMachineClients } from '../idp/clients.js';
 import { VERSION } from '../version.js';
 import { registerClientCommands } from './client/commands.js';
+import { registerDrCommands } from './dr-commands.js';
 
 const out = (s: string) => process.stdout.write(`${s}\n`);
 
@@ -162,6 +163,7 @@ export async function main(argv: string[]): Promise<void> {
       }
     });
 
+  registerDrCommands(program, config);
   registerClientCommands(program);
   await program.parseAsync(argv);
 }
