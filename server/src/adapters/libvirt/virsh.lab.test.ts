@@ -121,8 +121,9 @@ describe.skipIf(!lab)(`libvirt adapter (virsh over SSH) against the KVM lab${lab
   });
 
   it('the hostile-name VM can also be addressed by its name (one quoted argv element)', async () => {
-    const h = l.hosts.find((x) => x.vms.some((vm) => vm.name === EVIL));
-    if (!h) return;
+    const found = l.hosts.find((x) => x.vms.some((vm) => vm.name === EVIL));
+    expect(found, 'lab.json lists the hostile-name VM (scripts/lab/up.sh creates it)').toBeDefined();
+    const h = found!;
     const v = virshFor(h);
     const info = await v.domainInfo(EVIL);
     expect(info.name).toBe(EVIL);
