@@ -23,8 +23,8 @@ export interface HttpAppOptions {
   sessionAuth?: SessionAuth;
 }
 
-/** Paths served without a token: health, the OpenID provider, the API description. */
-export const PUBLIC_PATH = /^\/(api\/health|oidc(\/|$)|api\/docs(\/|$)|api\/openapi\.json$)/;
+/** Paths served without a token: health, the OpenID provider, the API description, the /api/v1 logins (CloudStack). */
+export const PUBLIC_PATH = /^\/(api\/health|oidc(\/|$)|api\/docs(\/|$)|api\/openapi\.json$|api\/v1\/+(login|auth|auth\/cloudstack\/login)$)/;
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 

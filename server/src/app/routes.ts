@@ -15,6 +15,7 @@ import { storageRoutes } from '../storages/storage.routes.js';
 import { boardSessionRoutes, mountQueueBoard, type BoardSessions } from '../tasks/queue-board.js';
 import { taskRoutes } from '../tasks/task.routes.js';
 import { vmRoutes } from '../virtual-machines/vm.routes.js';
+import { v1Routes } from '../v1/v1.routes.js';
 import { drRoutes } from '../dr/dr.routes.js';
 
 /** The native API: every resource's routes under /api/v2. */
@@ -49,4 +50,5 @@ export async function apiV2Routes(app: FastifyInstance, services: Services, ctx:
     { prefix: '/api/v2' },
   );
   if (ctx.queueBoard) await mountQueueBoard(app, services.jobs.bullQueues(), ctx.queueBoard);
+  await v1Routes(app, services, { issuer: ctx.issuer, embeddedIdp: ctx.embeddedIdp });
 }

@@ -116,6 +116,23 @@ export class RepositoryStore {
     }
   }
 
+  /**
+   * The repository's id and encryption as its `config` file and owner record say, without
+   * running borg (so without waiting for the lock a running backup holds); null when none.
+   */
+  async identity(repo: string): Promise<{ id: string; encryption: string } | null> {
+    let cfg: string;
+    try {
+      cfg = await fs.readFile(path.join(repo, 'config'), 'utf8');
+    } catch {
+      return null;
+    }
+    if (!/^\[repository\]/m.test(cfg)) return null;
+    const owner = await this.readOwner(repo);
+    const id = /^id\s*=\s*([0-9a-f]+)\s*$/m.exec(cfg)?.[1] ?? '';
+    return { id, encryption: owner?.encryption ?? (/^key\s*=\s*\S/m.test(cfg) ? 'repokey' : 'none') };
+  }
+
   /** True when borg's repository config carries a key (repokey modes). */
   private async hasRepoKey(repo: string): Promise<boolean> {
     const cfg = await fs.readFile(path.join(repo, 'config'), 'utf8');

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Db } from '../db/database.js';
 import { fetchPage, type PageRequest, type PageResult } from '../db/page.js';
+import { fromBool, toBool } from '../db/errors.js';
 import type { ConnectorTable } from '../db/schema.js';
 
 export interface ConnectorRow {
@@ -10,6 +11,9 @@ export interface ConnectorRow {
   endpointUrl: string;
   apiKeySealed: string;
   secretKeySealed: string;
+  /** Verify the endpoint's certificate; caCertificate: extra trusted CAs (PEM). */
+  verifyTls: boolean;
+  caCertificate: string | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -22,6 +26,8 @@ const toRow = (r: ConnectorTable): ConnectorRow => ({
   endpointUrl: r.endpoint_url,
   apiKeySealed: r.api_key_sealed,
   secretKeySealed: r.secret_key_sealed,
+  verifyTls: toBool(r.verify_tls),
+  caCertificate: r.ca_certificate ?? null,
   createdAt: r.created_at,
   updatedAt: r.updated_at,
 });
@@ -31,6 +37,8 @@ const toColumns = (d: ConnectorRowData) => ({
   endpoint_url: d.endpointUrl,
   api_key_sealed: d.apiKeySealed,
   secret_key_sealed: d.secretKeySealed,
+  verify_tls: fromBool(d.verifyTls),
+  ca_certificate: d.caCertificate,
 });
 
 export class ConnectorRepository {

@@ -51,6 +51,9 @@ export interface ConnectorTable {
   endpoint_url: string;
   api_key_sealed: string;
   secret_key_sealed: string;
+  /** 0006: verify the endpoint's certificate (0/1) and extra trusted CAs (PEM). */
+  verify_tls: number;
+  ca_certificate: string | null;
   created_at: string;
   updated_at: string;
 }

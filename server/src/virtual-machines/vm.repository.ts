@@ -96,6 +96,18 @@ export class VmRepository {
     return row && this.toRecord(row);
   }
 
+  /**
+   * The VM with this libvirt uuid: its present row first, else the one seen last (a VM
+   * that moved between hosts has one row per host).
+   */
+  async findByUuid(uuid: string): Promise<VmRecord | undefined> {
+    const row = await this.withHost(this.joined().where('vm.uuid', '=', uuid.toLowerCase()))
+      .orderBy('vm.present', 'desc')
+      .orderBy('vm.last_seen_at', 'desc')
+      .executeTakeFirst();
+    return row && this.toRecord(row);
+  }
+
   async list(page: PageRequest, f: VmFilter = {}): Promise<PageResult<VmRecord>> {
     let q = this.joined();
     if (f.hostId) q = q.where('vm.host_id', '=', f.hostId);

@@ -10,6 +10,11 @@ export class VmService {
     return this.repo.list(page, filter);
   }
 
+  /** By libvirt uuid (CloudStack's VM uuid); undefined when the inventory does not know it. */
+  findByUuid(uuid: string): Promise<VmRecord | undefined> {
+    return this.repo.findByUuid(uuid);
+  }
+
   async get(id: string): Promise<VmRecord> {
     const vm = await this.repo.findById(id);
     if (!vm) throw notFound('VM.NOT_FOUND', `no virtual machine with id ${id} in the inventory`, { id });

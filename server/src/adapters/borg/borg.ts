@@ -59,6 +59,9 @@ export interface RepoInfo {
   lastModified: string | null;
   encryption: string;
   stats: { totalSize: number; totalCompressedSize: number; uniqueSize: number; uniqueCompressedSize: number; totalChunks: number; uniqueChunks: number } | null;
+  /** borg's cache and security directories of this repository (under BORG_BASE_DIR). */
+  cachePath?: string | null;
+  securityDir?: string | null;
 }
 
 export interface CreateOptions extends BorgCallOptions {
@@ -170,7 +173,8 @@ export class Borg {
     const out = JSON.parse(r.stdout) as {
       repository: { id: string; location: string; last_modified?: string };
       encryption: { mode: string };
-      cache?: { stats?: { total_size: number; total_csize: number; unique_size: number; unique_csize: number; total_chunks: number; total_unique_chunks: number } };
+      cache?: { path?: string; stats?: { total_size: number; total_csize: number; unique_size: number; unique_csize: number; total_chunks: number; total_unique_chunks: number } };
+      security_dir?: string;
     };
     const s = out.cache?.stats;
     return {
@@ -181,6 +185,8 @@ export class Borg {
       stats: s
         ? { totalSize: s.total_size, totalCompressedSize: s.total_csize, uniqueSize: s.unique_size, uniqueCompressedSize: s.unique_csize, totalChunks: s.total_chunks, uniqueChunks: s.total_unique_chunks }
         : null,
+      cachePath: out.cache?.path ?? null,
+      securityDir: out.security_dir ?? null,
     };
   }
 

@@ -339,7 +339,7 @@ export class CloudStackClient {
     const code = (cause as { code?: string } | undefined)?.code;
     const reason =
       cause === 'TIMEOUT'
-        ? `no answer within ${Math.round(this.o.timeoutMs / 1000)} s`
+        ? `no answer within ${this.o.timeoutMs < 10_000 ? `${this.o.timeoutMs} ms` : `${Math.round(this.o.timeoutMs / 1000)} s`}`
         : typeof cause === 'string'
           ? cause
           : (code && NETWORK_HINTS[code]) ?? (cause instanceof Error ? cause.message : String(cause));
