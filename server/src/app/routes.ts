@@ -42,7 +42,7 @@ export async function apiV2Routes(app: FastifyInstance, services: Services, ctx:
       await backupRoutes(v2, services.backups);
       await restoreRoutes(v2, services.restores);
       await taskRoutes(v2, services.tasks, { mode: services.jobs.mode });
-      await drRoutes(v2, services.dr);
+      await drRoutes(v2, services.dr, services.drSelfBackup);
       await scheduleRoutes(v2, { policies: services.policies, firing: services.jobs.firing });
       if (ctx.queueBoard) await boardSessionRoutes(v2, ctx.queueBoard);
       await clientRoutes(v2, { dataDir: ctx.dataDir, secretBox: ctx.secretBox, issuer: ctx.issuer, embedded: ctx.embeddedIdp });

@@ -65,6 +65,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     async close() {
       await running.app?.close();
       await inventoryTimer?.stop();
+      await services.drSelfBackup.stop();
       await services.jobs.close();
       services.backupModule.hosts.close?.();
       // After the jobs: their clean-ups (snapshot merges) still need SSH.
@@ -82,6 +83,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       inventoryTimer = new InventoryTimer(() => services.inventory.refreshAll(), config.inventory.intervalSeconds, logger);
       inventoryTimer.start();
     }
+    // The daily self-backup of Backroll's database and keys runs where the schedules do.
+    if (roles.includes('scheduler')) services.drSelfBackup.start();
     if (!roles.includes('worker') && services.jobs.mode === 'embedded') {
       logger.warn('no worker role in embedded mode: tasks stay queued until a process with the worker role runs on this database');
     }

@@ -31,6 +31,7 @@ import { registerBackupHandlers } from '../backups/backup.handlers.js';
 import { createRestoreModule, registerRestoreHandlers } from '../restores/index.js';
 import { registerInventoryHandlers } from '../virtual-machines/inventory.tasks.js';
 import { DrService } from '../dr/dr.service.js';
+import { DrSelfBackup } from '../dr/dr-self-backup.js';
 import type { JobLogger } from '../tasks/task-lifecycle.js';
 import { VERSION } from '../version.js';
 
@@ -40,7 +41,7 @@ export interface ServiceDeps {
   clock?: Clock;
   fs?: FileSystem;
   /** Job system, scheduler and notification settings; default: embedded with the default limits. */
-  config?: Pick<Config, 'jobs' | 'scheduler' | 'hooks' | 'redisUrl' | 'publicUrl' | 'dataDir' | 'ssh' | 'inventory' | 'vmShutdownTimeoutSeconds'>;
+  config?: Pick<Config, 'dr' | 'jobs' | 'scheduler' | 'hooks' | 'redisUrl' | 'publicUrl' | 'dataDir' | 'ssh' | 'inventory' | 'vmShutdownTimeoutSeconds'>;
   /** Backroll's SSH client keys (`<data dir>/ssh`, SshKeyStore); without them hosts cannot be reached. */
   sshKeys?: ClientKeys | null;
   logger?: JobLogger;
@@ -119,7 +120,15 @@ export function createServices(deps: ServiceDeps) {
   registerRestoreHandlers(jobs.tasks, restores);
   registerInventoryHandlers(jobs.tasks, inventory);
   const dr = new DrService(deps.db, config.dataDir, VERSION);
-  return { clock, storages, hooks, connectors, policies, pools, hosts, hostConnections, vms, inventory, tasks: jobs.tasks, jobs, backups, backupModule, restores, dr };
+  const storageRepo = new StorageRepository(deps.db);
+  const drSelfBackup = new DrSelfBackup(
+    dr,
+    { list: () => all((p) => storageRepo.list(p)) },
+    { passphraseFile: config.dr?.passphraseFile, intervalHours: config.dr?.selfBackupHours ?? 24, keep: config.dr?.selfBackupKeep ?? 7 },
+    clock,
+    logger,
+  );
+  return { clock, storages, hooks, connectors, policies, pools, hosts, hostConnections, vms, inventory, tasks: jobs.tasks, jobs, backups, backupModule, restores, dr, drSelfBackup };
 }
 
 export type Services = ReturnType<typeof createServices>;

@@ -96,6 +96,8 @@ export interface Config {
   inventory: InventoryConfig;
   /** Seconds a restore waits for a guest to shut down (ACPI) before powering it off. */
   vmShutdownTimeoutSeconds: number;
+  /** The daily self-backup of Backroll's database and keys into every storage (server/src/dr/). */
+  dr: { passphraseFile?: string; selfBackupHours: number; selfBackupKeep: number };
 }
 
 type Env = Record<string, string | undefined>;
@@ -139,6 +141,9 @@ export const CONFIG_VARIABLES: Record<string, string> = {
   BACKROLL_SSH_IDLE_SECONDS: 'an SSH connection to a host unused for this long is closed; default 60',
   BACKROLL_HOST_COMMAND_TIMEOUT_SECONDS: 'limit of one inventory command (virsh, qemu-img) on a host, killed after it; default 30',
   BACKROLL_VM_SHUTDOWN_TIMEOUT_SECONDS: 'seconds a restore in place waits for the guest to shut down before powering it off; default 120',
+  BACKROLL_DR_PASSPHRASE_FILE: 'file holding the passphrase of the daily self-backup (database and keys, encrypted) into <storage>/.backroll/; unset = no self-backup',
+  BACKROLL_DR_SELF_BACKUP_HOURS: 'hours between self-backups; 0 = off; default 24',
+  BACKROLL_DR_SELF_BACKUP_KEEP: 'self-backup files kept per storage; default 7',
   BACKROLL_INVENTORY_INTERVAL_SECONDS: 'seconds between periodic VM inventory refreshes of every host (worker role); 0 = off; default 300',
   BACKROLL_INVENTORY_CONCURRENCY: 'domains read at once on one host during an inventory refresh (below the 8 SSH channels per host); default 4',
 };
@@ -277,6 +282,11 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Config {
     metrics: bool('BACKROLL_METRICS', true),
     redisUrl,
     vmShutdownTimeoutSeconds: int('BACKROLL_VM_SHUTDOWN_TIMEOUT_SECONDS', 120, 0, 3600),
+    dr: {
+      passphraseFile: env.BACKROLL_DR_PASSPHRASE_FILE?.trim() ? path.resolve(cwd, env.BACKROLL_DR_PASSPHRASE_FILE.trim()) : undefined,
+      selfBackupHours: int('BACKROLL_DR_SELF_BACKUP_HOURS', 24, 0, 24 * 365),
+      selfBackupKeep: int('BACKROLL_DR_SELF_BACKUP_KEEP', 7, 1, 1000),
+    },
     jobs,
     scheduler,
     hooks,
