@@ -116,7 +116,6 @@ export class ConnectorService {
       secretKey: this.box.decrypt(row.secretKeySealed),
       tls: { verify: row.verifyTls, ca: row.caCertificate },
       name: row.name,
-      clock: this.clock,
     });
   }
 

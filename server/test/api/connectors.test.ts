@@ -1,8 +1,9 @@
 import net from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { makeTestCertificates, startCloudStackServer, zoneShape, type CloudStackTestServer, type TestCertificates } from '../support/cloudstack-server.js';
 import { DIALECTS, unavailableReason } from '../support/databases.js';
 import { startTestServer, type ApiResponse, type TestServer } from '../support/server.js';
+import { describeWhenAvailable } from '../support/unavailable.js';
 
 const reasons = Object.fromEntries(await Promise.all(DIALECTS.map(async (d) => [d, await unavailableReason(d)] as const)));
 
@@ -22,8 +23,7 @@ async function closedPort(): Promise<number> {
 }
 
 for (const dialect of DIALECTS) {
-  const reason = reasons[dialect];
-  describe.skipIf(reason !== null)(`CloudStack connectors on ${dialect}${reason ? ` (skipped: ${reason})` : ''}`, () => {
+  describeWhenAvailable(`CloudStack connectors on ${dialect}`, reasons[dialect] ?? null, () => {
     let t: TestServer;
     let cs: CloudStackTestServer;
     let csTls: CloudStackTestServer;
