@@ -18,6 +18,7 @@ import type { HostTable, PolicyTable, VirtualMachineTable } from '../db/schema.j
 import { AppError } from '../errors.js';
 import type { VmLocks } from '../locks/vm-lock.js';
 import type { TaskContext, TaskLogLevel } from '../tasks/task-context.js';
+import { crashPoint } from '../tasks/crash-points.js';
 import { VERSION } from '../version.js';
 import type { BackupLookup } from './backup.lookup.js';
 import { imageChain, type ImageInfo } from './disk-image.js';
@@ -54,7 +55,7 @@ export interface BackupEngineDeps {
   lookup: BackupLookup;
   restorePoints: RestorePointRepository;
   store: RepositoryStore;
-  /** VM lock lease. Default 60 s. */
+  /** VM lock lease. Default: VmLocks' (the default task lease, 30 s). */
   lockLeaseMs?: number;
 }
 
@@ -125,7 +126,7 @@ export class BackupEngine {
         let failure: unknown = null;
         try {
           if (live) {
-            await this.snapshot(dom, vm, policy, disks, epoch, log);
+            await this.snapshot(dom, vm, policy, disks, epoch, log, ctx.taskId);
             snapshotted.push(...disks.filter((d) => d.overlay !== null));
           } else {
             await log('info', `the VM is ${state}: no snapshot needed`);
@@ -156,8 +157,11 @@ export class BackupEngine {
         } catch (err) {
           failure = err;
         }
-        // Never leave the VM on an overlay: after success, failure and cancellation alike.
-        const commitErrors = await this.commitAll(dom, vm.uuid, snapshotted, log);
+        // Never leave the VM on an overlay: after success, failure and cancellation alike. What is
+        // on an overlay is read from the domain, not from `snapshotted`: a snapshot that libvirt
+        // took but whose step then failed (a lost answer, a log write) must be merged back too.
+        const onOverlay = live ? await this.onOverlays(dom, vm.uuid, disks, snapshotted, log) : [];
+        const commitErrors = await this.commitAll(dom, vm.uuid, onOverlay, log, ctx.taskId);
         if (failure !== null || commitErrors.length > 0) {
           if (created.length > 0) {
             await this.deps.borg.deleteArchives(access, created).then(
@@ -213,11 +217,36 @@ export class BackupEngine {
     );
   }
 
-  /** Interrupted-task recovery: the pre-flight clean-up of the VM, under its lock. */
-  async recover(vmId: string, log: Log = async () => {}): Promise<void> {
+  /**
+   * Interrupted-task recovery: the pre-flight clean-up of the VM (overlays merged back, the VM
+   * left on its base disks in the state it had), under its lock. `taskId` is the interrupted
+   * task: its lock is stale (VmLocks) and the recovery takes it over as its successor.
+   */
+  async recover(vmId: string, taskId?: string, log: Log = async () => {}): Promise<void> {
     const vm = await this.deps.lookup.vm(vmId);
     const host = await this.deps.lookup.host(vm.host_id);
-    await this.deps.locks.withVmLock(vmId, 'recovery', () => this.preflight(this.domain(host), vm.uuid, log), { purpose: 'recovery', leaseMs: this.deps.lockLeaseMs });
+    await this.deps.locks.withVmLock(vmId, taskId ? `recovery:task:${taskId}` : 'recovery', () => this.preflight(this.domain(host), vm.uuid, log), { purpose: 'recovery', leaseMs: this.deps.lockLeaseMs });
+  }
+
+  /**
+   * The pre-flight clean-up alone, for a caller that holds the VM's lock (an in-place restore
+   * must not swap the base of a disk the VM still writes through a Backroll overlay).
+   */
+  async mergeLeftoverOverlays(vmId: string, log: Log): Promise<void> {
+    const vm = await this.deps.lookup.vm(vmId);
+    const host = await this.deps.lookup.host(vm.host_id);
+    await this.preflight(this.domain(host), vm.uuid, log);
+  }
+
+  /** The planned disks the domain runs on their overlay now; `fallback` when the domain cannot be read. */
+  private async onOverlays(dom: Domain, uuid: string, disks: PlannedDisk[], fallback: PlannedDisk[], log: Log): Promise<PlannedDisk[]> {
+    try {
+      const current = new Map((await dom.virsh.diskChain(uuid)).map((c) => [c.target, c.path]));
+      return disks.filter((d) => d.overlay !== null && current.get(d.disk.target) === d.overlay);
+    } catch (err) {
+      await log('warn', `could not read the disk chain of the VM (${(err as Error).message}); merging back the overlays the snapshot reported`);
+      return fallback;
+    }
   }
 
   private async plan(domainDisks: DomainDisk[], epoch: number, live: boolean): Promise<PlannedDisk[]> {
@@ -245,7 +274,7 @@ export class BackupEngine {
     return out;
   }
 
-  private async snapshot(dom: Domain, vm: VirtualMachineTable, policy: PolicyTable, disks: PlannedDisk[], epoch: number, log: Log): Promise<void> {
+  private async snapshot(dom: Domain, vm: VirtualMachineTable, policy: PolicyTable, disks: PlannedDisk[], epoch: number, log: Log, taskId: string): Promise<void> {
     const specs = disks.map((d) => ({ target: d.disk.target, overlay: d.overlay }));
     let quiesce = false;
     if (policy.quiesce !== 'off') {
@@ -266,6 +295,7 @@ export class BackupEngine {
       quiesce = false;
       await dom.ops.createDiskOnly(vm.uuid, name, specs, false);
     }
+    crashPoint('backup.snapshot-taken', taskId);
     await log('info', `external snapshot taken${quiesce ? ' (quiesced)' : ''}: the guest writes to ${specs.filter((s) => s.overlay).map((s) => s.overlay).join(', ')}`);
   }
 
@@ -279,6 +309,7 @@ export class BackupEngine {
     signal: AbortSignal,
   ) {
     const tracker = new CreateProgressTracker(d.size);
+    let running = false;
     const step = `${d.disk.target}: borg create`;
     ctx.progress({ step, bytesTotal: totals.total, bytesDone: totals.before, percent: totals.total > 0 ? (100 * totals.before) / totals.total : 0 });
     const st = await this.deps.borg.create(access, {
@@ -288,6 +319,10 @@ export class BackupEngine {
       timestamp: new Date(epoch * 1000),
       signal,
       onEvent: (e) => {
+        if (!running && e.type === 'archive_progress' && !e.finished) {
+          running = true;
+          crashPoint('backup.borg-create', ctx.taskId);
+        }
         const p = tracker.update(e);
         if (p) {
           const done = totals.before + p.bytesDone;
@@ -334,9 +369,10 @@ export class BackupEngine {
   }
 
   /** Block-commits every overlay back and deletes it; returns the failures (never throws). */
-  private async commitAll(dom: Domain, uuid: string, disks: PlannedDisk[], log: Log): Promise<Error[]> {
+  private async commitAll(dom: Domain, uuid: string, disks: PlannedDisk[], log: Log, taskId: string): Promise<Error[]> {
     const errors: Error[] = [];
-    for (const d of disks) {
+    for (const [i, d] of disks.entries()) {
+      if (i > 0) crashPoint('backup.block-commit', taskId);
       try {
         await this.commitOne(dom, uuid, d.disk.target, d.overlay!, d.path, log);
       } catch (err) {

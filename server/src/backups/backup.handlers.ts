@@ -26,10 +26,11 @@ export interface HandlerRegistrar {
 
 export function registerBackupHandlers(tasks: HandlerRegistrar, mod: BackupModule, service: BackupService): void {
   tasks.registerHandler<VmBackupPayload>(VM_BACKUP, (p, ctx) => mod.engine.backupVm(p, ctx), {
-    // A worker that died mid-backup may have left the VM on its overlay: merge it back.
-    recover: async (task) => {
+    // A worker that died mid-backup may have left the VM on its overlay: merge it back, as the
+    // successor of the dead task's VM lock (no wait for its lease), with no new backup needed.
+    recover: async (task, log) => {
       const vmId = (task.payload as VmBackupPayload | null)?.vmId;
-      if (vmId) await mod.engine.recover(vmId);
+      if (vmId) await mod.engine.recover(vmId, task.id, (level, message) => log(level, message));
     },
     retryInterrupted: true,
     notify: { event: 'backup' },

@@ -18,7 +18,7 @@ import { RestoreService } from './restore.service.js';
 
 export interface RestoreModuleDeps {
   db: Db;
-  backup: Pick<BackupModule, 'dataDir' | 'runner' | 'hosts' | 'lookup' | 'locks' | 'store'>;
+  backup: Pick<BackupModule, 'dataDir' | 'runner' | 'hosts' | 'lookup' | 'locks' | 'store'> & Partial<Pick<BackupModule, 'engine'>>;
   submit?(kind: string, payload: unknown, opts: SubmitOptions): Promise<TaskView>;
   files?: RestoreFiles;
   /** See RestoreServiceDeps.checkDirectoriesOnSubmit. */
@@ -35,6 +35,7 @@ export function createRestoreModule(deps: RestoreModuleDeps) {
     files: deps.files ?? nodeRestoreFiles,
     hostExec: (hostId) => async (argv, o) => backup.hosts.executor(await backup.lookup.host(hostId)).exec(argv, o),
     locks: backup.locks,
+    mergeLeftoverOverlays: backup.engine ? (vmId, log) => backup.engine!.mergeLeftoverOverlays(vmId, log) : undefined,
     repoAccess: async (rp, vm) => {
       const access = await backup.store.access(rp.repository, vm.uuid);
       if (!access) throw borgError(BorgErrorCode.REPOSITORY_NOT_FOUND, `no borg repository at ${rp.repository} (the restore point's repository is gone)`, { repository: rp.repository });

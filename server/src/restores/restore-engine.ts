@@ -13,6 +13,7 @@ import { parseDomainXml } from '../adapters/libvirt/domain-xml.js';
 import { templatePath } from '../backups/naming.js';
 import type { AppError } from '../errors.js';
 import type { TaskContext } from '../tasks/task-context.js';
+import { crashPoint } from '../tasks/crash-points.js';
 import { ACTIVE_STATES, DomainControl, type HostExec } from './domain-control.js';
 import { rewriteDomainXml } from './domain-xml-rewrite.js';
 import { directoryFileNames, newDiskPath, percentOf, replacedPathOf, tmpPathOf } from './restore.model.js';
@@ -59,12 +60,17 @@ export type RestoreResult = InPlaceResult | NewVmResult | DirectoryResult;
 /** Bytes extracted of all disks, as task progress (percent, bytes, rate). */
 class Meter {
   private done = 0;
+  private first = true;
   private readonly started = Date.now();
   constructor(
     private readonly ctx: TaskContext,
     private readonly total: number,
   ) {}
   add(n: number, step: string): void {
+    if (this.first) {
+      this.first = false;
+      crashPoint('restore.extract', this.ctx.taskId);
+    }
     this.done += n;
     const secs = (Date.now() - this.started) / 1000;
     this.ctx.progress({
@@ -76,6 +82,13 @@ class Meter {
     });
   }
 }
+
+/**
+ * Written next to the first disk before an in-place restore stops a running VM, removed once it
+ * runs again: the recovery of a restore whose worker died knows from it that the VM must run.
+ */
+export const wasRunningMarkerOf = (src: { epoch: number; disks: ReadonlyArray<{ path: string }> }): string | null =>
+  src.disks[0] ? `${src.disks[0].path}.backroll-restore-${src.epoch}.was-running` : null;
 
 function throwIfCanceled(signal: AbortSignal): void {
   if (signal.aborted) throw restoreError(RestoreErrorCode.CANCELED, 'the restore was canceled; everything was put back as it was');
@@ -134,7 +147,9 @@ export class RestoreEngine {
     const created: string[] = [];
     const backing: string[] = [];
     let stoppedBy: InPlaceResult['stoppedBy'] = 'already';
+    const marker = wasRunningMarkerOf(src);
     try {
+      if (wasActive && marker) await files.writeFile(marker, `${ctx.taskId}\n`);
       if (wasActive) {
         ctx.progress({ percent: 2, step: 'stopping the VM' });
         stoppedBy = await ctl.stop(vm.uuid, this.graceMs, log);
@@ -169,7 +184,9 @@ export class RestoreEngine {
         w.swapped = true;
         created.splice(created.indexOf(w.tmp), 1);
         await log(`${w.disk.target}: ${w.disk.path} restored${w.kept ? ` (the replaced disk is kept as ${path.basename(w.replaced)} until the VM runs)` : ''}`);
+        if (w !== work.at(-1)) crashPoint('restore.between-swaps', ctx.taskId);
       }
+      crashPoint('restore.before-start', ctx.taskId);
 
       if (wasActive) {
         ctx.progress({ percent: 96, step: 'starting the VM' });
@@ -180,11 +197,13 @@ export class RestoreEngine {
       await ctx.log('error', `restore failed: ${(err as Error).message}; putting the original disks back`);
       // Restart whenever it ran before: a stop that failed half-way may still have stopped it.
       await this.rollbackInPlace(ctx, ctl, vm, work, created, wasActive);
+      if (marker && wasActive) await files.remove(marker).catch(() => undefined);
       throw err;
     }
     for (const w of work) {
       if (w.kept) await files.remove(w.replaced);
     }
+    if (marker && wasActive) await files.remove(marker);
     ctx.progress({ percent: 100, step: 'done' });
     return {
       mode: 'in-place',
@@ -233,31 +252,75 @@ export class RestoreEngine {
   }
 
   /**
-   * After a worker died mid-restore (task `interrupted`): a kept original next to its disk means
-   * the swap happened. A VM that runs again runs on the restored disks: the restore completed,
-   * the kept originals go. A VM that does not run gets its originals back (the restore is
-   * unfinished; retry it). Temporary files of the restore are removed either way.
+   * After a worker died mid-restore (task `interrupted`), decided from the files next to the
+   * disks, never from whether the VM runs. Per disk: a kept original (`.backroll-replaced-`)
+   * without the temporary file means that disk was swapped; with it, only the link was made
+   * (the disk is still the original). Then:
+   *  - every disk swapped (each was verified before its swap): the restore is finished — the VM
+   *    is started if it ran before (the `.was-running` marker), and the originals go once it runs;
+   *  - some but not all swapped: the VM is stopped if something started it, every swapped disk
+   *    gets its original back, and the VM runs again if it ran before — the kept originals are
+   *    never deleted then;
+   *  - none swapped: temporaries go, the VM runs again if it ran before.
    */
   async recoverInPlace(vm: RestoreVm, host: RestoreHost, src: RestoreSource, log: (m: string) => Promise<void>): Promise<void> {
     const { files } = this.deps;
     const ctl = this.control(host);
-    const running = ACTIVE_STATES.has(await ctl.state(vm.uuid));
+    const marker = wasRunningMarkerOf(src);
+    const wasRunning = marker !== null && (await files.exists(marker));
+    const disks = [];
     for (const d of src.disks) {
       const tmp = tmpPathOf(d.path, src.epoch);
       const replaced = replacedPathOf(d.path, src.epoch);
-      if (await files.exists(tmp)) {
-        await files.remove(tmp);
-        await log(`removed the unfinished ${tmp}`);
-      }
-      if (!(await files.exists(replaced))) continue;
-      if (running) {
-        await files.remove(replaced);
-        await log(`${d.target}: the VM runs on the restored disk; removed the kept original ${replaced}`);
-      } else {
-        await files.rename(replaced, d.path);
-        await log(`${d.target}: put the original disk back from ${replaced} (the restore did not finish; retry it)`);
+      const hasTmp = await files.exists(tmp);
+      const hasReplaced = await files.exists(replaced);
+      disks.push({ d, tmp, replaced, hasTmp, hasReplaced, swapped: hasReplaced && !hasTmp });
+    }
+    const swapped = disks.filter((x) => x.swapped);
+    const active = () => ctl.state(vm.uuid).then((s) => ACTIVE_STATES.has(s));
+    let complete = swapped.length > 0 && swapped.length === disks.length;
+    if (complete && wasRunning && !(await active())) {
+      try {
+        await this.startAndConfirm(ctl, vm.uuid);
+        await log('every disk had been swapped for its verified restored image: the VM was started on the restored disks');
+      } catch (err) {
+        await log(`the VM did not start on the restored disks (${(err as Error).message}): putting the originals back`);
+        complete = false;
       }
     }
+    if (complete) {
+      for (const x of disks) {
+        await files.remove(x.replaced);
+        await log(`${x.d.target}: the restore had finished swapping; removed the kept original ${x.replaced}`);
+      }
+    } else {
+      if (swapped.length > 0 && (await active())) {
+        await ctl.destroy(vm.uuid);
+        await log('the VM ran on a partly restored set of disks: powered it off to put the originals back');
+      }
+      for (const x of disks) {
+        if (x.swapped) {
+          await files.rename(x.replaced, x.d.path);
+          await log(`${x.d.target}: put the original disk back from ${x.replaced} (the restore did not finish; retry it)`);
+        } else if (x.hasReplaced) {
+          // Only the link was made: the disk is still the original (or, if it vanished, the link is).
+          if (await files.exists(x.d.path)) await files.remove(x.replaced);
+          else await files.rename(x.replaced, x.d.path);
+          await log(`${x.d.target}: ${x.d.path} had not been swapped; dropped the extra link ${x.replaced}`);
+        }
+      }
+    }
+    for (const x of disks) {
+      if (await files.exists(x.tmp)) {
+        await files.remove(x.tmp);
+        await log(`removed the unfinished ${x.tmp}`);
+      }
+    }
+    if (!complete && wasRunning && !(await active())) {
+      await this.startAndConfirm(ctl, vm.uuid);
+      await log('the VM runs again, on its original disks');
+    }
+    if (marker && wasRunning) await files.remove(marker);
   }
 
   /** Temporary files of an interrupted restore as a new VM or to a directory. */

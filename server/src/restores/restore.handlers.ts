@@ -12,7 +12,7 @@ export function registerRestoreHandlers(tasks: Pick<TaskService, 'registerHandle
   tasks.registerHandler<RestorePayload>(RESTORE_KIND, (payload, ctx) => restores.run(payload, ctx), {
     notify: { event: 'restore' },
     // A dead worker's restore: put originals back (or drop them if the VM runs on the restored disks), remove temporaries.
-    recover: (task) => restores.recover(task.payload as RestorePayload, async () => {}),
+    recover: (task, log) => restores.recover(task.payload as RestorePayload, (m) => log('info', m), task.id),
     // Never retried automatically: a restore replaces disks; the operator decides.
     retryInterrupted: false,
   });

@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { RepoAccess } from '../adapters/borg/borg.js';
 import type { BorgReader } from '../adapters/borg/extract.js';
-import type { TaskContext } from '../tasks/task-context.js';
+import type { TaskContext, TaskLogLevel } from '../tasks/task-context.js';
 import type { SubmitOptions, TaskView } from '../tasks/task.service.js';
 import { RestoreEngine, type RestoreEngineDeps, type RestoreResult } from './restore-engine.js';
 import { directoryFileNames, newDiskPath, type RestoreMode, type RestorePayload } from './restore.model.js';
@@ -27,6 +27,12 @@ export interface RestoreServiceDeps extends RestoreEngineDeps {
   locks: VmLocks;
   /** How to open the restore point's repository (RepositoryStore.access: encryption, passphrase). */
   repoAccess(rp: RestorePointRow, vm: RestoreVm): Promise<RepoAccess>;
+  /**
+   * The backup's pre-flight clean-up (BackupEngine.mergeLeftoverOverlays), run under the lock
+   * before an in-place restore: a VM left on a Backroll overlay is merged back onto its base
+   * disks first, so the restore never swaps a base out from under an overlay.
+   */
+  mergeLeftoverOverlays?(vmId: string, log: (level: TaskLogLevel, message: string) => Promise<void>): Promise<void>;
   /** Task submission (TaskService.submit). */
   submit?(kind: string, payload: unknown, opts: SubmitOptions): Promise<TaskView>;
   /**
@@ -130,6 +136,7 @@ export class RestoreService {
       await ctx.log('info', `restore point ${rp.id}: repository ${rp.repository}, ${src.disks.map((d) => `${d.target} (${d.archive})`).join(', ')}${src.configArchive ? `, ${src.configArchive}` : ', no config archive'}`);
       switch (payload.mode) {
         case 'in-place':
+          if (this.deps.mergeLeftoverOverlays) await this.deps.mergeLeftoverOverlays(vm.id, (level, message) => ctx.log(level, message));
           return this.engine.inPlace(ctx, vm, host, rp, src);
         case 'new-vm': {
           const target = payload.hostId ? await this.deps.lookup.host(payload.hostId) : host;
@@ -142,10 +149,13 @@ export class RestoreService {
     }
   }
 
-  /** Recovery of an interrupted `vm.restore` (HandlerOptions.recover): see RestoreEngine.recoverInPlace. */
-  async recover(payload: RestorePayload, log: (m: string) => Promise<void>): Promise<void> {
+  /**
+   * Recovery of an interrupted `vm.restore` (HandlerOptions.recover): see RestoreEngine.recoverInPlace.
+   * It takes over the VM lock of the interrupted task `taskId` as its successor (that lock is stale).
+   */
+  async recover(payload: RestorePayload, log: (m: string) => Promise<void>, taskId?: string): Promise<void> {
     const { vm, host, rp } = await this.resolve(payload.vmId, payload.restorePointId);
-    await this.deps.locks.withVmLock(vm.id, 'recovery:vm.restore', async () => {
+    await this.deps.locks.withVmLock(vm.id, taskId ? `recovery:task:${taskId}` : 'recovery:vm.restore', async () => {
       const src = await loadSource(this.deps.borg, await this.deps.repoAccess(rp, vm), rp);
       if (payload.mode === 'in-place') return this.engine.recoverInPlace(vm, host, src, log);
       if (payload.mode === 'directory') {

@@ -1,5 +1,5 @@
 import { AppError, invalid } from '../errors.js';
-import type { TaskHandler } from './task-context.js';
+import type { TaskHandler, TaskLogLevel } from './task-context.js';
 import type { TaskRecord } from './task.repository.js';
 
 /** Which notification family a kind's end belongs to (hook events `<event>.succeeded|failed`). */
@@ -11,7 +11,7 @@ export interface HandlerOptions {
    * its lease, or the process restarted): clean up what the handler could not
    * (e.g. merge a leftover snapshot overlay). Runs on a worker; errors are logged on the task.
    */
-  recover?: (task: TaskRecord) => Promise<void>;
+  recover?: (task: TaskRecord, log: (level: TaskLogLevel, message: string) => Promise<void>) => Promise<void>;
   /** After an interruption (and recovery), submit a linked retry automatically (at most 3 in a chain). */
   retryInterrupted?: boolean;
   /**

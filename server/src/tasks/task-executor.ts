@@ -20,6 +20,8 @@ interface RunningTask {
   progressTimer?: NodeJS.Timeout;
   progressWrite: Promise<unknown>;
   done?: Promise<void>;
+  /** Until when (ms, this process's clock) the last renewal that worked holds the lease. */
+  leaseValidUntil: number;
 }
 
 export interface ExecutorDeps extends LifecycleDeps {
@@ -105,6 +107,7 @@ export class TaskExecutor {
       logChain: Promise.resolve(),
       lastProgressWrite: 0,
       progressWrite: Promise.resolve(),
+      leaseValidUntil: Date.now() + this.deps.leaseMs,
     };
     this.running.set(taskId, rt);
     lifecycle.changed(taskId);
@@ -119,7 +122,16 @@ export class TaskExecutor {
   private async run(rt: RunningTask, handler: (payload: unknown, ctx: TaskContext) => Promise<unknown>): Promise<void> {
     const { task } = rt;
     const { repo, lifecycle, logger } = this.deps;
-    const renew = setInterval(() => void this.renew(rt).catch((err: unknown) => logger.warn({ err, taskId: task.id }, 'lease renewal failed')), Math.max(200, Math.floor(this.deps.leaseMs / 3)));
+    const renewEvery = Math.max(200, Math.floor(this.deps.leaseMs / 3));
+    const renew = setInterval(
+      () =>
+        void this.renew(rt).catch((err: unknown) => {
+          logger.warn({ err, taskId: task.id }, 'lease renewal failed');
+          // Past the lease, another worker declares the task dead and recovers it: stop first.
+          if (Date.now() + renewEvery >= rt.leaseValidUntil) this.abort(task.id, 'lease');
+        }),
+      renewEvery,
+    );
     let result: unknown;
     let error: unknown;
     let threw = false;
@@ -173,10 +185,12 @@ export class TaskExecutor {
     const { repo, slots, lifecycle } = this.deps;
     if (rt.reason === 'lease') return;
     const until = this.leaseUntil();
+    const attempted = Date.now();
     if (!(await repo.renewLease(rt.task.id, this.deps.owner, until, lifecycle.now()))) {
       this.abort(rt.task.id, 'lease');
       return;
     }
+    rt.leaseValidUntil = attempted + this.deps.leaseMs;
     await slots.renew(rt.task.id, until);
     // Cancel signals can be lost (Redis down): the lease renewal doubles as a poll.
     if (rt.reason === null && (await repo.cancelRequested(rt.task.id))) this.abort(rt.task.id, 'cancel');

@@ -98,7 +98,7 @@ export class TaskLifecycle {
     if (opts.recover && registration?.options.recover) {
       try {
         await this.log(taskId, 'info', 'recovery: cleaning up after the interrupted run');
-        await registration.options.recover(task);
+        await registration.options.recover(task, (level, message) => this.log(taskId, level, message));
         await this.log(taskId, 'info', 'recovery finished');
       } catch (err) {
         await this.log(taskId, 'error', `recovery failed: ${describeError(err)}`);
