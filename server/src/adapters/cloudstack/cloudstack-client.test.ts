@@ -169,12 +169,24 @@ describe('CloudStack client against a signature-checking CloudStack API', () => 
     expect(cs.requests.filter((r) => r.command === 'queryAsyncJobResult').length).toBeGreaterThan(2);
   });
 
+  it('never shows the keys when the client is inspected or serialised', async () => {
+    const { inspect } = await import('node:util');
+    const c = client();
+    for (const shown of [inspect(c, { depth: 5, showHidden: true }), JSON.stringify(c)]) {
+      expect(shown).not.toContain(cs.secretKey);
+      expect(shown).not.toContain(cs.apiKey);
+    }
+  });
+
   it('cancels polling when the caller aborts', async () => {
     const vm = cs.addVm({ name: 'app-04' });
     cs.jobPlans.push({ pendingPolls: 1_000_000 });
     const ac = new AbortController();
+    // Long poll intervals: the abort lands while the client waits between two polls.
     setTimeout(() => ac.abort(new Error('canceled by test')), 200);
-    await expect(client().stopVirtualMachine(String(vm.id), { signal: ac.signal })).rejects.toThrow('canceled by test');
+    const started = Date.now();
+    await expect(client({ jobPollMs: 10_000 }).stopVirtualMachine(String(vm.id), { signal: ac.signal })).rejects.toThrow('canceled by test');
+    expect(Date.now() - started).toBeLessThan(5_000);
   });
 
   it("maps CloudStack's error answers: 431 and 530 to CONNECTOR.API_ERROR, 432 to CONNECTOR.AUTH_FAILED", async () => {

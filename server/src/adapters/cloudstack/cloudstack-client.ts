@@ -90,15 +90,21 @@ const NETWORK_HINTS: Record<string, string> = {
  */
 export class CloudStackClient {
   private readonly endpoint: URL;
-  private readonly o: Required<Omit<CloudStackClientOptions, 'tls' | 'name'>> & { tls: TlsSettings; name: string };
+  private readonly o: Required<Omit<CloudStackClientOptions, 'tls' | 'name' | 'apiKey' | 'secretKey'>> & { tls: TlsSettings; name: string };
+  // Private fields: util.inspect and JSON.stringify of the client never show the keys.
+  readonly #apiKey: string;
+  readonly #secretKey: string;
 
   constructor(options: CloudStackClientOptions) {
+    const { apiKey, secretKey, ...rest } = options;
     this.endpoint = new URL(options.endpointUrl);
+    this.#apiKey = apiKey;
+    this.#secretKey = secretKey;
     this.o = {
       ...CLOUDSTACK_DEFAULTS,
       clock: systemClock,
       userAgent: 'Backroll',
-      ...Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined)),
+      ...Object.fromEntries(Object.entries(rest).filter(([, v]) => v !== undefined)),
       tls: { verify: options.tls?.verify ?? true, ca: options.tls?.ca ?? null },
       name: options.name ?? 'CloudStack',
     } as CloudStackClient['o'];
@@ -166,14 +172,14 @@ export class CloudStackClient {
     for (const [k, v] of Object.entries(params)) if (v !== undefined) all[k.toLowerCase()] = String(v);
     all.command = command;
     all.response = 'json';
-    all.apikey = this.o.apiKey;
+    all.apikey = this.#apiKey;
     if (this.o.expiresInSeconds > 0) {
       all.signatureversion = '3';
       all.expires = expiresAt(new Date(this.o.clock.now().getTime() + this.o.expiresInSeconds * 1000));
     }
     let body: string;
     try {
-      body = signedBody(all, this.o.secretKey);
+      body = signedBody(all, this.#secretKey);
     } catch (err) {
       if (err instanceof UnsignableParameterError) throw cloudStackError('CONNECTOR.API_ERROR', `${err.message}; nothing was sent to CloudStack`, { command, parameter: err.parameter });
       throw err;
@@ -188,7 +194,7 @@ export class CloudStackClient {
       if (err instanceof TooLargeError) throw this.unexpected(command, err.message);
       throw this.unreachable(command, timeout.aborted ? 'TIMEOUT' : err);
     }
-    return this.interpret(command, res, [signature(all, this.o.secretKey)]);
+    return this.interpret(command, res, [signature(all, this.#secretKey)]);
   }
 
   /** Every item of a list call: pages of pageSize until a short page or `count` items. */
@@ -245,7 +251,12 @@ export class CloudStackClient {
           { endpoint: this.where, command, jobid, waitedMs: waitMs },
         );
       }
-      await sleep(Math.min(this.o.jobPollMs, left), undefined, { signal: opts.signal });
+      try {
+        await sleep(Math.min(this.o.jobPollMs, left), undefined, { signal: opts.signal });
+      } catch (err) {
+        // The caller's reason, as a canceled request rejects with it.
+        throw opts.signal?.aborted ? opts.signal.reason : err;
+      }
     }
   }
 
@@ -366,7 +377,7 @@ export class CloudStackClient {
   /** CloudStack's own words, without anything secret and within reason in length. */
   private scrub(text: string, signatures: string[]): string {
     let out = text;
-    for (const secret of [this.o.secretKey, this.o.apiKey, ...signatures]) if (secret) out = out.split(secret).join('[redacted]');
+    for (const secret of [this.#secretKey, this.#apiKey, ...signatures]) if (secret) out = out.split(secret).join('[redacted]');
     return out.length > ERRORTEXT_MAX ? `${out.slice(0, ERRORTEXT_MAX)}…` : out;
   }
 }
