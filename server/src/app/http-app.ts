@@ -21,6 +21,8 @@ export interface HttpAppOptions {
   health?: () => Promise<{ ok: boolean; checks: Record<string, string> }>;
   /** Cookie sessions of the queue dashboard (distributed mode). */
   sessionAuth?: SessionAuth;
+  /** BACKROLL_TRUST_PROXY: whose X-Forwarded-* headers set req.ip and req.protocol; default none. */
+  trustProxy?: boolean | number | string[];
 }
 
 /** Paths served without a token: health, the OpenID provider, the API description, the /api/v1 logins (CloudStack). */
@@ -38,7 +40,8 @@ export async function buildHttpApp(options: HttpAppOptions): Promise<FastifyInst
     },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: true } },
     bodyLimit: 1024 * 1024,
-    trustProxy: false,
+    // A number of hops is "trust the nth hop from this server", as Fastify does for numbers.
+    trustProxy: typeof options.trustProxy === 'number' ? ((hops) => (_addr: string, i: number) => i < hops)(options.trustProxy) : (options.trustProxy ?? false),
   });
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);

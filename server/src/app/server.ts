@@ -116,6 +116,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         verifier,
         metrics: config.metrics ? createMetrics() : undefined,
         version: VERSION,
+        trustProxy: config.trustProxy,
         publicPlugins,
         sessionAuth: queueBoard && ((req) => queueBoard.principalOf(req)),
         routes: (scope) =>

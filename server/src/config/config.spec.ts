@@ -49,6 +49,17 @@ describe('configuration', () => {
     expect(msg).toContain('expected an integer between 0 and 65535');
   });
 
+  it('trusts no proxy by default; BACKROLL_TRUST_PROXY takes true, hops or proxy addresses', () => {
+    expect(loadConfig({}).trustProxy).toBe(false);
+    expect(loadConfig({ BACKROLL_TRUST_PROXY: 'false' }).trustProxy).toBe(false);
+    expect(loadConfig({ BACKROLL_TRUST_PROXY: 'true' }).trustProxy).toBe(true);
+    expect(loadConfig({ BACKROLL_TRUST_PROXY: '1' }).trustProxy).toBe(1);
+    expect(loadConfig({ BACKROLL_TRUST_PROXY: '10.0.0.5, 192.168.0.0/16,::1' }).trustProxy).toEqual(['10.0.0.5', '192.168.0.0/16', '::1']);
+    for (const bad of ['proxy.example', '10.0.0.0/40', '99']) {
+      expect(() => loadConfig({ BACKROLL_TRUST_PROXY: bad }), bad).toThrow(/BACKROLL_TRUST_PROXY/);
+    }
+  });
+
   it('masks passwords when printing the configuration', () => {
     expect(maskUrl('postgres://u:secret@h/db')).toBe('postgres://u:****@h/db');
     const printed = JSON.stringify(describeConfig(loadConfig({ BACKROLL_DATABASE_URL: 'mysql://root:hunter2@db/backroll', BACKROLL_REDIS_URL: 'redis://:pass@r:6379' })));

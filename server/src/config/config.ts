@@ -1,3 +1,4 @@
+import net from 'node:net';
 import path from 'node:path';
 import { ConfigError } from '../errors.js';
 
@@ -83,6 +84,12 @@ export interface Config {
   host: string;
   port: number;
   publicUrl: string;
+  /**
+   * Which proxies' X-Forwarded-For/-Proto/-Host are believed (Fastify's trustProxy): false
+   * (none, the default), true (any: only when nothing but the proxy can reach Backroll),
+   * a number of hops, or the proxies' addresses/CIDRs.
+   */
+  trustProxy: boolean | number | string[];
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   roles: Role[];
   database: DatabaseConfig;
@@ -111,6 +118,8 @@ export const CONFIG_VARIABLES: Record<string, string> = {
   BACKROLL_HOST: 'listen address; default 0.0.0.0',
   BACKROLL_PORT: 'listen port; default 5050',
   BACKROLL_PUBLIC_URL: 'URL clients use to reach Backroll; default http://localhost:<port>',
+  BACKROLL_TRUST_PROXY:
+    'reverse proxy whose X-Forwarded-For/-Proto headers are believed (client address for the sign-in throttle, https for secure cookies): false | true (any peer) | number of hops | comma list of proxy addresses or CIDRs; default false',
   BACKROLL_LOG_LEVEL: 'fatal|error|warn|info|debug|trace|silent; default info',
   BACKROLL_ROLES: 'comma list of api,worker,scheduler run by `backroll start`; default all three',
   BACKROLL_DATABASE_URL: 'sqlite:<file> | postgres://… | mysql://… (MariaDB too); default sqlite in the data dir',
@@ -190,6 +199,8 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Config {
   const host = str('BACKROLL_HOST', '0.0.0.0');
   const port = int('BACKROLL_PORT', 5050, 0, 65535);
   const publicUrl = url('BACKROLL_PUBLIC_URL', str('BACKROLL_PUBLIC_URL', `http://localhost:${port}`), ['http:', 'https:']);
+
+  const trustProxy = parseTrustProxy(env.BACKROLL_TRUST_PROXY, (msg) => problems.push(`BACKROLL_TRUST_PROXY=${JSON.stringify(env.BACKROLL_TRUST_PROXY)}: ${msg}`));
 
   const logLevel = str('BACKROLL_LOG_LEVEL', 'info') as Config['logLevel'];
   if (!LOG_LEVELS.includes(logLevel)) {
@@ -275,6 +286,7 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Config {
     host,
     port,
     publicUrl,
+    trustProxy,
     logLevel,
     roles,
     database,
@@ -295,6 +307,32 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Config {
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;
+}
+
+/** BACKROLL_TRUST_PROXY: false | true | hops | comma list of IP addresses or CIDRs. */
+export function parseTrustProxy(raw: string | undefined, onError: (msg: string) => void): boolean | number | string[] {
+  const v = raw?.trim() ?? '';
+  if (v === '' || ['0', 'false', 'no', 'off'].includes(v.toLowerCase())) return false;
+  if (['true', 'yes', 'on'].includes(v.toLowerCase())) return true;
+  if (/^\d+$/.test(v)) {
+    const hops = Number(v);
+    if (hops >= 1 && hops <= 10) return hops;
+    onError('a number of proxy hops must be between 1 and 10');
+    return false;
+  }
+  const list = v.split(',').map((x) => x.trim()).filter(Boolean);
+  const bad = list.filter((x) => {
+    const [addr, bits, ...rest] = x.split('/');
+    const family = net.isIP(addr ?? '');
+    if (family === 0 || rest.length > 0) return true;
+    if (bits === undefined) return false;
+    return !/^\d+$/.test(bits) || Number(bits) > (family === 4 ? 32 : 128);
+  });
+  if (bad.length > 0 || list.length === 0) {
+    onError(`expected false, true, a number of hops, or a comma list of proxy IP addresses/CIDRs (not ${bad.map((b) => JSON.stringify(b)).join(', ') || 'empty'})`);
+    return false;
+  }
+  return list;
 }
 
 export function parseRoles(value: string, onError: (msg: string) => void): Role[] {

@@ -14,9 +14,22 @@ interface Entry {
 
 const GRANTABLE = new Set(['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest']);
 
-/** Bounded in-memory store shared by all models (oldest entries go first past `maxEntries`). */
+/** The bucket of a store key: its model (`Session:…`), the Session's uid index with the Session. */
+function bucketOf(key: string): string {
+  const model = key.slice(0, Math.max(0, key.indexOf(':')));
+  if (model === 'sessionUid') return 'Session';
+  if (model === 'userCode') return 'DeviceCode';
+  return model;
+}
+
+/**
+ * Bounded in-memory store, one bucket per model, each with its own bound (oldest entries
+ * go first past it). Separate bounds matter: anyone can create Interactions (every
+ * unauthenticated GET /oidc/auth does), so a flood of them must only evict other
+ * Interactions, never the Sessions, Grants and tokens of signed-in users.
+ */
 export class MemoryStore {
-  private readonly entries = new Map<string, Entry>();
+  private readonly buckets = new Map<string, Map<string, Entry>>();
   private readonly grants = new Map<string, Set<string>>();
   private writes = 0;
 
@@ -26,11 +39,25 @@ export class MemoryStore {
   ) {}
 
   get size(): number {
-    return this.entries.size;
+    let n = 0;
+    for (const b of this.buckets.values()) n += b.size;
+    return n;
+  }
+
+  /** Entries per model (tests, metrics). */
+  sizes(): Record<string, number> {
+    return Object.fromEntries([...this.buckets].map(([k, b]) => [k, b.size]));
+  }
+
+  private bucket(key: string): Map<string, Entry> {
+    const name = bucketOf(key);
+    let b = this.buckets.get(name);
+    if (!b) this.buckets.set(name, (b = new Map()));
+    return b;
   }
 
   get(key: string): AdapterPayload | undefined {
-    const entry = this.entries.get(key);
+    const entry = this.bucket(key).get(key);
     if (!entry) return undefined;
     if (entry.expiresAt <= Date.now()) {
       this.delete(key);
@@ -41,14 +68,21 @@ export class MemoryStore {
 
   set(key: string, payload: AdapterPayload, expiresInSeconds?: number): void {
     const expiresAt = typeof expiresInSeconds === 'number' ? Date.now() + expiresInSeconds * 1000 + this.slackMs : Infinity;
-    this.entries.delete(key); // re-insert: keeps the Map in write order for eviction
-    this.entries.set(key, { payload, expiresAt });
-    if (++this.writes % 256 === 0 || this.entries.size > this.maxEntries) this.sweep();
+    const bucket = this.bucket(key);
+    bucket.delete(key); // re-insert: keeps the Map in write order for eviction
+    bucket.set(key, { payload, expiresAt });
+    if (++this.writes % 256 === 0) this.sweepExpired();
+    // Over the bound: the oldest entries of this model only.
+    for (const oldest of bucket.keys()) {
+      if (bucket.size <= this.maxEntries) break;
+      this.delete(oldest);
+    }
   }
 
   delete(key: string): void {
-    const entry = this.entries.get(key);
-    this.entries.delete(key);
+    const bucket = this.bucket(key);
+    const entry = bucket.get(key);
+    bucket.delete(key);
     const grantId = entry?.payload.grantId;
     if (typeof grantId === 'string') this.grants.get(grantId)?.delete(key);
   }
@@ -62,18 +96,16 @@ export class MemoryStore {
   revokeGrant(grantId: string): void {
     const members = this.grants.get(grantId);
     this.grants.delete(grantId);
-    for (const key of members ?? []) this.entries.delete(key);
+    for (const key of members ?? []) this.bucket(key).delete(key);
   }
 
-  private sweep(): void {
+  private sweepExpired(): void {
     const now = Date.now();
-    for (const [key, entry] of this.entries) if (entry.expiresAt <= now) this.delete(key);
-    for (const key of this.entries.keys()) {
-      if (this.entries.size <= this.maxEntries) break;
-      this.delete(key);
+    for (const bucket of this.buckets.values()) {
+      for (const [key, entry] of bucket) if (entry.expiresAt <= now) this.delete(key);
     }
     for (const [grantId, members] of this.grants) {
-      for (const key of members) if (!this.entries.has(key)) members.delete(key);
+      for (const key of members) if (!this.bucket(key).has(key)) members.delete(key);
       if (members.size === 0) this.grants.delete(grantId);
     }
   }

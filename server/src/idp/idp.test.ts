@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -16,6 +17,7 @@ import {
   deleteMachineClient,
   ensureAdminAccount,
   listMachineClients,
+  LoginThrottle,
   resetAdminPassword,
   type EmbeddedIdp,
 } from './index.js';
@@ -55,6 +57,8 @@ async function startTestServer(opts: {
   fastify?: FastifyServerOptions;
   /** Plugins and hooks registered before the provider, as Backroll's app does. */
   prepare?: (app: FastifyInstance) => Promise<void>;
+  storeMaxEntries?: number;
+  throttle?: LoginThrottle;
 }): Promise<TestServer> {
   // The issuer must carry the port, so find one first (retry if someone takes it meanwhile).
   for (let attempt = 0; ; attempt++) {
@@ -74,7 +78,7 @@ async function startTestServer(opts: {
     };
     const secretBox = SecretBox.openInDir(opts.dataDir);
     const quiet = { info: () => {}, warn: () => {}, error: (o: object | string, m?: string) => console.error(m, o) };
-    const idp = await createEmbeddedIdp({ dataDir: opts.dataDir, oidc, secretBox, logger: quiet });
+    const idp = await createEmbeddedIdp({ dataDir: opts.dataDir, oidc, secretBox, logger: quiet, storeMaxEntries: opts.storeMaxEntries, throttle: opts.throttle });
     const app = Fastify({ logger: false, ...opts.fastify });
     await opts.prepare?.(app);
     await idp.register(app);
@@ -574,6 +578,21 @@ describe('embedded OpenID provider inside an app with body parsers, helmet and h
     });
     const doc = (await res.json()) as Record<string, unknown>;
     expect(doc.token_endpoint).toBe(`${server.issuer}/token`);
+    // X-Forwarded-Proto from an untrusted peer does not make cookies Secure either.
+    const { challenge } = pkcePair();
+    const auth = await fetch(authorizeUrl(server, { code_challenge: challenge, code_challenge_method: 'S256' }), { redirect: 'manual', headers: { 'x-forwarded-proto': 'https' } });
+    expect(auth.status).toBe(303);
+    expect(auth.headers.getSetCookie().length).toBeGreaterThan(0);
+    for (const cookie of auth.headers.getSetCookie()) expect(cookie.toLowerCase()).not.toContain('; secure');
+  });
+
+  it('builds discovery URLs from the public URL, not from a forged Host header', async () => {
+    const doc = await rawGet(server.base, '/oidc/.well-known/openid-configuration', { host: 'evil.example' });
+    expect(doc.status).toBe(200);
+    const body = JSON.parse(doc.body) as Record<string, string>;
+    expect(body.issuer).toBe(server.issuer);
+    for (const k of ['authorization_endpoint', 'token_endpoint', 'jwks_uri', 'userinfo_endpoint', 'end_session_endpoint']) expect(body[k], k).toMatch(new RegExp(`^${server.issuer}/`));
+    expect(doc.body).not.toContain('evil.example');
   });
 });
 
@@ -589,11 +608,11 @@ describe('embedded OpenID provider behind a trusted TLS-terminating proxy', () =
     if (server) fs.rmSync(server.dataDir, { recursive: true, force: true });
   });
 
-  it('builds https URLs and sets secure cookies from the forwarded headers', async () => {
-    const headers = { 'x-forwarded-host': 'backroll.example', 'x-forwarded-proto': 'https' };
+  it('sets secure cookies from the trusted proxy\'s X-Forwarded-Proto; the host stays the public URL\'s', async () => {
+    const headers = { 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https' };
     const doc = (await (await fetch(`${server.issuer}/.well-known/openid-configuration`, { headers })).json()) as Record<string, unknown>;
     expect(doc.issuer).toBe(server.issuer); // the issuer is configuration, not derived
-    expect(doc.token_endpoint).toBe('https://backroll.example/oidc/token');
+    expect(doc.token_endpoint).toBe(`${server.issuer.replace(/^http:/, 'https:')}/token`);
 
     const { challenge } = pkcePair();
     const res = await fetch(authorizeUrl(server, { code_challenge: challenge, code_challenge_method: 'S256' }), { redirect: 'manual', headers });
@@ -618,4 +637,82 @@ describe('embedded OpenID provider behind a trusted TLS-terminating proxy', () =
     expect(await locked.text()).toContain('Too many failed sign-in attempts');
     expect((await attempt('198.51.100.9')).status).toBe(401); // other addresses are unaffected
   });
+
+  it('lets at most the free failures through when one address guesses in parallel', async () => {
+    ensureAdminAccount(server.dataDir);
+    const { challenge } = pkcePair();
+    const { jar, pageUrl } = await openLoginPage(server, challenge);
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () => postForm(pageUrl, { username: 'admin', password: 'guess' }, jar, { 'x-forwarded-for': '203.0.113.50' })),
+    );
+    const statuses = results.map((r) => r.status);
+    expect(statuses.filter((x) => x === 401).length, statuses.join(',')).toBeLessThanOrEqual(5);
+    expect(statuses.filter((x) => x === 429).length, statuses.join(',')).toBeGreaterThanOrEqual(15);
+    expect(statuses.every((x) => x === 401 || x === 429)).toBe(true);
+  });
 });
+
+describe('embedded OpenID provider under load', () => {
+  let server: TestServer;
+  const throttle = new LoginThrottle();
+
+  beforeAll(async () => {
+    // A small store bound, so a flood larger than it is quick to send; the default is 20 000 per model.
+    server = await startTestServer({ dataDir: tempDataDir(), fastify: { trustProxy: true }, storeMaxEntries: 40, throttle });
+  });
+
+  afterAll(async () => {
+    await server?.close();
+    if (server) fs.rmSync(server.dataDir, { recursive: true, force: true });
+  });
+
+  it('checks at most 4 passwords at once, whatever the number of addresses guessing', async () => {
+    ensureAdminAccount(server.dataDir);
+    const { challenge } = pkcePair();
+    const { jar, pageUrl } = await openLoginPage(server, challenge);
+    const results = await Promise.all(
+      Array.from({ length: 16 }, (_, i) => postForm(pageUrl, { username: 'admin', password: 'guess' }, jar, { 'x-forwarded-for': `198.51.100.${i + 1}` })),
+    );
+    expect(results.map((r) => r.status)).toEqual(Array(16).fill(401));
+    expect(throttle.peakChecks).toBeGreaterThan(1);
+    expect(throttle.peakChecks).toBeLessThanOrEqual(4);
+  });
+
+  it('keeps a signed-in session through a flood of anonymous /oidc/auth requests', async () => {
+    const { password } = resetAdminPassword(server.dataDir);
+    const { challenge } = pkcePair();
+    const { jar, pageUrl } = await openLoginPage(server, challenge);
+    const posted = await postForm(pageUrl, { username: 'admin', password }, jar, { 'x-forwarded-for': '192.0.2.200' });
+    expect(posted.status).toBe(303);
+    expect((await follow(posted, server.base, jar, server.redirectUri)).url).toMatch(new RegExp(`^${server.redirectUri}\\?`));
+
+    for (let i = 0; i < 100; i += 20) {
+      await Promise.all(
+        Array.from({ length: 20 }, async () => {
+          const r = await fetch(authorizeUrl(server, { code_challenge: pkcePair().challenge, code_challenge_method: 'S256' }), { redirect: 'manual' });
+          expect(r.status).toBe(303);
+          await r.arrayBuffer();
+        }),
+      );
+    }
+    // The same browser signs in again without a password: its session survived.
+    const again = await get(authorizeUrl(server, { code_challenge: pkcePair().challenge, code_challenge_method: 'S256' }), jar);
+    const { url } = await follow(again, server.base, jar, server.redirectUri);
+    expect(url).toMatch(new RegExp(`^${server.redirectUri}\\?`));
+    expect(new URL(url).searchParams.get('code')).toBeTruthy();
+  });
+});
+
+/** A GET with headers fetch() will not send (Host). */
+function rawGet(base: string, p: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(p, base);
+    const req = http.request({ host: u.hostname, port: u.port, path: u.pathname + u.search, method: 'GET', headers }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}

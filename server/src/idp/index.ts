@@ -6,6 +6,7 @@ import { ensureIdpDir } from './files.js';
 import { loadCookieKeys, loadSigningKeys, pickSigningAlg } from './keys.js';
 import { MOUNT, mountProvider, type AnyFastify } from './mount.js';
 import { createProvider, mountPathOf, type IdpLogger } from './provider.js';
+import type { LoginThrottle } from './throttle.js';
 
 /**
  * The bundled OpenID provider (oidc-provider) served by Backroll under `/oidc`:
@@ -17,12 +18,17 @@ import { createProvider, mountPathOf, type IdpLogger } from './provider.js';
 export { ensureAdminAccount, resetAdminPassword, type IdpRole } from './accounts.js';
 export { createMachineClient, deleteMachineClient, listMachineClients, type MachineClientInfo } from './clients.js';
 export type { IdpLogger } from './provider.js';
+export { LoginThrottle } from './throttle.js';
 
 export interface EmbeddedIdpOptions {
   dataDir: string;
   oidc: OidcConfig;
   secretBox: SecretBox;
   logger?: IdpLogger;
+  /** Entries kept per model in the provider's memory store; default 20 000. */
+  storeMaxEntries?: number;
+  /** The sign-in throttle (tests pass their own to observe it); default a new LoginThrottle. */
+  throttle?: LoginThrottle;
 }
 
 export interface EmbeddedIdp {
@@ -59,7 +65,7 @@ export async function createEmbeddedIdp(opts: EmbeddedIdpOptions): Promise<Embed
   }
   const jwks = await loadSigningKeys(dataDir, signingAlg);
   const cookieKeys = loadCookieKeys(dataDir);
-  const store = new MemoryStore();
+  const store = new MemoryStore(opts.storeMaxEntries);
   const provider = createProvider({ dataDir, oidc, secretBox: opts.secretBox, logger, jwks, signingAlg, cookieKeys, store });
   const publicMountPath = mountPathOf(oidc.issuer);
   if (publicMountPath !== MOUNT && !publicMountPath.endsWith(MOUNT)) {
@@ -72,7 +78,7 @@ export async function createEmbeddedIdp(opts: EmbeddedIdpOptions): Promise<Embed
     async register(app: FastifyInstance) {
       if (registered) throw new Error('the embedded OpenID provider is already registered');
       registered = true;
-      await mountProvider(app as AnyFastify, provider, { dataDir, oidc, logger, publicMountPath });
+      await mountProvider(app as AnyFastify, provider, { dataDir, oidc, logger, publicMountPath, throttle: opts.throttle });
       logger.info({ issuer: oidc.issuer, alg: signingAlg }, 'OpenID provider: serving');
     },
     async close() {

@@ -21,16 +21,21 @@ type UidRequest = FastifyRequest<{ Params: { uid: string } }>;
 
 /**
  * The provider runs with Koa's `proxy = true`; this rewrites the forwarded headers of
- * the raw request to what Fastify concluded (honouring its trustProxy option) about
- * the client-facing scheme, host and address. So secure cookies and the URLs the
- * provider builds are right behind a TLS-terminating proxy Fastify trusts, and a
- * client cannot spoof them when it trusts none.
+ * the raw request before it sees them:
+ * - host: always the public URL's (BACKROLL_PUBLIC_URL / the issuer), so the URLs the
+ *   provider builds (discovery, redirects) never come from a Host or X-Forwarded-Host
+ *   header a client chose;
+ * - scheme: https when the public URL is https, or when Fastify concluded the request
+ *   came over TLS (directly, or through a proxy it trusts: BACKROLL_TRUST_PROXY), so the
+ *   provider's cookies get `Secure` behind a TLS-terminating proxy; an untrusted client's
+ *   X-Forwarded-Proto changes nothing;
+ * - address: the client address Fastify concluded (the proxy's, unless it is trusted).
  */
-export function useFastifyForwarding(req: FastifyRequest): void {
+export function useFastifyForwarding(req: FastifyRequest, issuer: string): void {
+  const publicUrl = new URL(issuer);
   const headers = req.raw.headers;
-  headers['x-forwarded-proto'] = req.protocol;
-  if (req.host) headers['x-forwarded-host'] = req.host;
-  else delete headers['x-forwarded-host'];
+  headers['x-forwarded-proto'] = publicUrl.protocol === 'https:' || req.protocol === 'https' ? 'https' : 'http';
+  headers['x-forwarded-host'] = publicUrl.host;
   headers['x-forwarded-for'] = req.ip;
 }
 
@@ -79,7 +84,7 @@ export async function registerInteractionRoutes(scope: AnyFastify, mount: string
 
   /** The interaction of this browser, when it matches the URL; undefined when expired or unknown. */
   const details = async (req: UidRequest, reply: FastifyReply): Promise<InteractionInstance | undefined> => {
-    useFastifyForwarding(req);
+    useFastifyForwarding(req, oidc.issuer);
     try {
       const interaction = await provider.interactionDetails(req.raw, reply.raw);
       return interaction.uid === req.params.uid ? interaction : undefined;
@@ -129,25 +134,33 @@ export async function registerInteractionRoutes(scope: AnyFastify, mount: string
     const action = actionFor(interaction.uid);
     const abortAction = `${action}/abort`;
 
-    const throttleKey = req.ip;
-    const waitMs = throttle.retryAfterMs(throttleKey);
-    if (waitMs > 0) {
-      const seconds = Math.ceil(waitMs / 1000);
-      reply.header('retry-after', String(seconds));
-      return page(reply, 429, loginPage({ action, abortAction, username, error: `Too many failed sign-in attempts. Try again in ${seconds} s.` }));
-    }
     if (username === '' || password === '') {
       return page(reply, 400, loginPage({ action, abortAction, username, error: 'Enter your username and password.' }));
     }
-
-    const account = await authenticate(deps.dataDir, username, password);
+    // The client address as Fastify concluded it (the proxy's unless BACKROLL_TRUST_PROXY trusts it).
+    const throttleKey = req.ip;
+    // The slot is taken before the (slow) password check: parallel guesses cannot all slip through.
+    const slot = throttle.begin(throttleKey);
+    if (!slot.ok) {
+      const seconds = Math.max(1, Math.ceil(slot.retryAfterMs / 1000));
+      reply.header('retry-after', String(seconds));
+      return page(reply, 429, loginPage({ action, abortAction, username, error: `Too many failed sign-in attempts. Try again in ${seconds} s.` }));
+    }
+    let account: Awaited<ReturnType<typeof authenticate>>;
+    try {
+      account = await throttle.check(() => authenticate(deps.dataDir, username, password));
+    } catch (err) {
+      throttle.abandon(throttleKey);
+      if ((err as { code?: string }).code !== 'IDP.BUSY') throw err;
+      reply.header('retry-after', '2');
+      return page(reply, 503, loginPage({ action, abortAction, username, error: 'The sign-in service is busy. Try again in a few seconds.' }));
+    }
+    throttle.end(throttleKey, account !== undefined);
     if (!account) {
-      throttle.recordFailure(throttleKey);
       logger.warn({ ip: req.ip }, 'OpenID provider: failed sign-in');
       // One message for unknown users and wrong passwords: no account enumeration.
       return page(reply, 401, loginPage({ action, abortAction, username, error: 'Wrong username or password.' }));
     }
-    throttle.recordSuccess(throttleKey);
     logger.info({ username: account.username, ip: req.ip }, 'OpenID provider: signed in');
     const returnTo = await provider.interactionResult(
       req.raw,

@@ -19,8 +19,8 @@ const METHODS: HTTPMethods[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE',
  * form) are Fastify routes of a sibling scope that parses urlencoded forms.
  */
 export async function mountProvider(app: AnyFastify, provider: Provider, deps: Omit<InteractionDeps, 'provider'>): Promise<void> {
-  // Fastify decides whether forwarded headers are trusted (its trustProxy option);
-  // Koa is told the outcome through headers it then trusts (useFastifyForwarding).
+  // Fastify decides whether forwarded headers are trusted (its trustProxy option); Koa is
+  // told the outcome, with the host pinned to the public URL (useFastifyForwarding).
   provider.proxy = true;
   const callback = provider.callback();
 
@@ -33,7 +33,7 @@ export async function mountProvider(app: AnyFastify, provider: Provider, deps: O
     // from originalUrl minus url: use the public path of the issuer.
     raw.originalUrl = `${deps.publicMountPath}${rest}`;
     raw.url = rest;
-    useFastifyForwarding(req);
+    useFastifyForwarding(req, deps.oidc.issuer);
     callback(raw, reply.raw).catch((err: unknown) => {
       deps.logger.error({ err }, 'OpenID provider: request failed');
       if (!reply.raw.headersSent) reply.raw.statusCode = 500;
