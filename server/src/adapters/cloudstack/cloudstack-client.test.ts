@@ -299,3 +299,37 @@ describe('CloudStack client over https', () => {
     expect(await client({ tls: { verify: false } }).listZones()).toHaveLength(1);
   });
 });
+
+describe('the CloudStack test server checks signatures like CloudStack', () => {
+  // The developer guide's keys: its signed listUsers request must pass the server's own check.
+  const apiKey = 'plgWJfZK4gyS3mOMTVmjUVg-X-jlWlnfaUJ9GAbBbf9EdM-kAYMmAiLqzzq1ElZLYq_u38zCm0bewzGUdP66mg';
+  const secretKey = 'VDaACYb0LV9eNjTetIOElcVQkvJck_J_QljX_FcHRj87ZKiy0z0ty0ZsYBkoXkY9b7eq1EhwJaw7FF3akA3KBQ';
+  let cs: CloudStackTestServer;
+  beforeAll(async () => {
+    cs = await startCloudStackServer({ apiKey, secretKey });
+  });
+  afterAll(async () => {
+    await cs?.close();
+  });
+  const get = async (query: string) => {
+    const res = await fetch(`${cs.url}?${query}`);
+    return { status: res.status, body: (await res.json()) as Record<string, Record<string, unknown>> };
+  };
+
+  it("accepts the guide's signed request as it is printed there", async () => {
+    const res = await get(`apikey=${apiKey}&command=listUsers&response=json&signature=TTpdDq%2F7j%2FJ58XCRHomKoQXEQds%3D`);
+    expect(cs.rejected).toEqual([]);
+    // Signature verified; listUsers itself is not served here.
+    expect(res.status).toBe(432);
+    expect(cs.requests.map((r) => r.command)).toEqual(['listUsers']);
+  });
+
+  it('refuses a changed value, a missing signature and an expiry too far ahead with CloudStack’s 401 answer', async () => {
+    const tampered = await get(`apikey=${apiKey}&command=listUsers&response=xml&signature=TTpdDq%2F7j%2FJ58XCRHomKoQXEQds%3D`);
+    expect(tampered).toEqual({ status: 401, body: { listusersresponse: { uuidList: [], errorcode: 401, errortext: 'unable to verify user credentials and/or request signature' } } });
+    expect((await get(`apikey=${apiKey}&command=listUsers&response=json`)).status).toBe(401);
+    const far = new CloudStackClient({ endpointUrl: cs.url, apiKey, secretKey, expiresInSeconds: 3600 });
+    expect((await failure(far.listZones())).code).toBe('CONNECTOR.AUTH_FAILED');
+    expect(cs.rejected.map((r) => r.reason)).toEqual(['signature mismatch', 'missing signature or apiKey', 'expires too far ahead']);
+  });
+});
