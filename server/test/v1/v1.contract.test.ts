@@ -143,6 +143,14 @@ describe('/api/v1 for CloudStack: contract (no lab)', () => {
     expect(await c.start('GET', '/backup_policies')).toMatch(/^q1\./);
   });
 
+  it('the v1 routes are described in the OpenAPI document', async () => {
+    const doc = await t.api('GET', '/api/openapi.json', { token: null });
+    expect(doc.status, doc.text).toBe(200);
+    const paths = Object.keys(doc.body.paths);
+    expect(paths.filter((p) => p.startsWith('/api/v1')), paths.join(' ')).toEqual(expect.arrayContaining(['/api/v1/login', '/api/v1/tasks/singlebackup/{uuid}', '/api/v1/status/{*}']));
+    expect(paths.filter((p) => p.includes('//'))).toEqual([]);
+  });
+
   describe('status ids', () => {
     it.each(GENERATIONS)('%s: an unknown task id is a FAILURE with HTTP 200 (the sync pass goes on)', async (g) => {
       const c = client(g);
