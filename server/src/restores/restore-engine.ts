@@ -10,7 +10,8 @@ import path from 'node:path';
 import type { BorgReader } from '../adapters/borg/extract.js';
 import type { ImageTool } from '../adapters/qemu-img/check.js';
 import { parseDomainXml } from '../adapters/libvirt/domain-xml.js';
-import { templatePath } from '../backups/naming.js';
+import { unsafeBackingName } from '../backups/disk-image.js';
+import { isOverlayPath, templatePath } from '../backups/naming.js';
 import type { AppError } from '../errors.js';
 import type { TaskContext } from '../tasks/task-context.js';
 import { crashPoint } from '../tasks/crash-points.js';
@@ -90,6 +91,39 @@ class Meter {
 export const wasRunningMarkerOf = (src: { epoch: number; disks: ReadonlyArray<{ path: string }> }): string | null =>
   src.disks[0] ? `${src.disks[0].path}.backroll-restore-${src.epoch}.was-running` : null;
 
+interface CurrentDisk {
+  type: string;
+  path: string | null;
+  format: string | null;
+}
+
+/**
+ * The restore point's disks placed onto the VM's current disks, matched by target: the path
+ * written is always one of the VM's own disk files, never the item path inside an archive.
+ * A disk of the restore point that the VM no longer has is refused (restore it as a new VM or
+ * to a directory); a disk the VM has but the restore point lacks is left as it is.
+ */
+export function onVmDisks(vm: RestoreVm, src: RestoreSource, current: ReadonlyMap<string, CurrentDisk>): RestoreSource & { disks: Array<SourceDisk & { recordedPath: string }> } {
+  const disks = src.disks.map((d) => {
+    const cur = current.get(d.target);
+    if (!cur) {
+      throw restoreError(
+        RestoreErrorCode.DISKS_CHANGED,
+        `the restore point has disk ${d.target}, which VM ${JSON.stringify(vm.name)} no longer has (it has ${[...current.keys()].join(', ') || 'no disks'}): restore it as a new VM or to a directory`,
+        { target: d.target, vmDisks: [...current.keys()] },
+      );
+    }
+    if (cur.type !== 'file' || !cur.path || !path.isAbsolute(cur.path) || isOverlayPath(cur.path)) {
+      throw restoreError(RestoreErrorCode.UNSUPPORTED_DISK, `disk ${d.target} of VM ${JSON.stringify(vm.name)} is ${cur.path ? `${cur.type} ${cur.path}` : `of type ${cur.type}`}: an in-place restore replaces plain disk files only; restore to a directory or as a new VM`, {
+        target: d.target,
+        path: cur.path,
+      });
+    }
+    return { ...d, path: cur.path, recordedPath: d.path };
+  });
+  return { ...src, disks };
+}
+
 function throwIfCanceled(signal: AbortSignal): void {
   if (signal.aborted) throw restoreError(RestoreErrorCode.CANCELED, 'the restore was canceled; everything was put back as it was');
 }
@@ -116,6 +150,12 @@ export class RestoreEngine {
     const state = await ctl.state(vm.uuid);
     const wasActive = ACTIVE_STATES.has(state);
     await log(`VM ${JSON.stringify(vm.name)} is ${state}; restoring ${src.disks.length} disk(s) of epoch ${src.epoch} in place`);
+    // Written only onto the VM's own disks: each one's path comes from its current definition.
+    const current = await this.currentDisks(ctl, vm);
+    const placed = onVmDisks(vm, src, current);
+    for (const d of placed.disks) if (d.path !== d.recordedPath) await log(`${d.target}: the VM's disk is now ${d.path} (the restore point has ${d.recordedPath})`);
+    src = placed;
+    const chains = await this.expectedChains(src, current);
     const formats = await this.formatsInPlace(ctl, vm, src);
 
     // Checks before touching anything.
@@ -168,7 +208,7 @@ export class RestoreEngine {
         throwIfCanceled(ctx.signal);
         w.owner = (await files.ownerOf(w.disk.path)) ?? (await this.dirOwner(w.disk.path));
         const format = formats.get(w.disk.target)!;
-        backing.push(...(await this.putBackBacking(ctx, w.tmp, format, w.owner, rp.storagePath, src.epoch, created)));
+        backing.push(...(await this.putBackBacking(ctx, w.tmp, w.disk.target, format, chains.get(w.disk.target)!, w.owner, rp.storagePath, src.epoch, created)));
         w.check = await this.verify(ctx, w.tmp, w.disk.target, format);
         await files.setOwner(w.tmp, w.owner);
       }
@@ -266,6 +306,8 @@ export class RestoreEngine {
   async recoverInPlace(vm: RestoreVm, host: RestoreHost, src: RestoreSource, log: (m: string) => Promise<void>): Promise<void> {
     const { files } = this.deps;
     const ctl = this.control(host);
+    // The files of the restore are next to the VM's own disks (see inPlace), never at archive paths.
+    src = onVmDisks(vm, src, await this.currentDisks(ctl, vm));
     const marker = wasRunningMarkerOf(src);
     const wasRunning = marker !== null && (await files.exists(marker));
     const disks = [];
@@ -362,6 +404,7 @@ export class RestoreEngine {
     }
     const uuid = randomUUID();
     const xmlDisks = parseDomainXml(xml).disks;
+    const chains = await this.expectedChains(src, await this.currentDisks(this.control(opts.sourceHost), vm).catch(() => new Map<string, CurrentDisk>()));
     const formatOf = (t: string, recorded: string | null) => recorded ?? xmlDisks.find((x) => x.target === t)?.format ?? 'raw';
     const disks = src.disks.map((d) => ({ disk: d, path: newDiskPath(d.path, opts.newName, d.target, opts.directory) }));
     for (const d of disks) {
@@ -387,7 +430,7 @@ export class RestoreEngine {
         const sameDir = path.dirname(d.path) === path.dirname(d.disk.path);
         const owner = (sameDir ? await files.ownerOf(d.disk.path) : null) ?? (await this.dirOwner(d.path));
         const format = formatOf(d.disk.target, d.disk.format);
-        backing.push(...(await this.putBackBacking(ctx, tmp, format, owner, rp.storagePath, src.epoch, created)));
+        backing.push(...(await this.putBackBacking(ctx, tmp, d.disk.target, format, chains.get(d.disk.target)!, owner, rp.storagePath, src.epoch, created)));
         await this.verify(ctx, tmp, d.disk.target, format);
         await files.setOwner(tmp, owner);
         // link, not rename: never replace a file that appeared meanwhile.
@@ -517,9 +560,12 @@ export class RestoreEngine {
   /**
    * A backing file (template) missing from its place is copied back from
    * `<storage>/template/<file name>`, its checksum checked against `<file name>.sha256`.
-   * Follows the chain. Returns the files put back (also appended to `created`).
+   * Follows the chain, which must be `chain` (what the restore point recorded for the disk, or
+   * the VM's disk has now): a restored image naming any other backing file is refused, so an
+   * archive cannot point a VM at, or make Backroll write, a file of its choosing.
+   * Returns the files put back (also appended to `created`).
    */
-  private async putBackBacking(ctx: TaskContext, image: string, format: string, owner: FileOwner, storagePath: string, epoch: number, created: string[]): Promise<string[]> {
+  private async putBackBacking(ctx: TaskContext, image: string, target: string, format: string, chain: readonly string[], owner: FileOwner, storagePath: string, epoch: number, created: string[]): Promise<string[]> {
     const { files, images } = this.deps;
     const restored: string[] = [];
     let current = image;
@@ -528,6 +574,13 @@ export class RestoreEngine {
       const info = await images.info(current, currentFormat);
       if (!info.backingFile) break;
       const backing = info.backingFile;
+      if (unsafeBackingName(backing) !== null || chain[depth] !== backing) {
+        throw restoreError(
+          RestoreErrorCode.MANIFEST_MISMATCH,
+          `${target}: the restored image names ${JSON.stringify(backing.slice(0, 200))} as its backing file, but the restore point ${chain[depth] ? `recorded ${JSON.stringify(chain[depth])}` : 'recorded no backing file'} there (and the VM's disk has none other); it is not restored`,
+          { target, backingFile: backing.slice(0, 1000), expected: chain[depth] ?? null },
+        );
+      }
       // Never probe: an unrecorded backing format is treated as raw (no further chain).
       currentFormat = info.backingFormat ?? 'raw';
       if (await files.exists(backing)) {
@@ -560,6 +613,41 @@ export class RestoreEngine {
       current = backing;
     }
     return restored;
+  }
+
+  /** The VM's disks as its persistent definition has them now, by target. */
+  private async currentDisks(ctl: DomainControl, vm: RestoreVm): Promise<Map<string, CurrentDisk>> {
+    const out = new Map<string, CurrentDisk>();
+    for (const d of parseDomainXml(await ctl.inactiveXml(vm.uuid)).disks) out.set(d.target, { type: d.type, path: d.path, format: d.format });
+    return out;
+  }
+
+  /**
+   * Per disk, the backing chain a restored image may have: the one the restore point recorded,
+   * else (BackROLL restore points) the chain of the VM's current disk of that target, read from
+   * its qcow2 header (formats never probed, plain absolute paths only), else none.
+   */
+  private async expectedChains(src: RestoreSource, current: Map<string, CurrentDisk>): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>();
+    for (const d of src.disks) {
+      if (d.backingChain !== null) {
+        out.set(d.target, d.backingChain);
+        continue;
+      }
+      const chain: string[] = [];
+      const cur = current.get(d.target);
+      let file = cur?.type === 'file' ? cur.path : null;
+      let format = cur?.format ?? 'raw';
+      for (let depth = 0; file && format === 'qcow2' && depth < 16; depth++) {
+        const info = await this.deps.images.info(file, format).catch(() => null);
+        if (!info?.backingFile || unsafeBackingName(info.backingFile) !== null || !info.backingFormat) break;
+        chain.push(info.backingFile);
+        file = info.backingFile;
+        format = info.backingFormat;
+      }
+      out.set(d.target, chain);
+    }
+    return out;
   }
 
   /** Free space for every image on its file system (the replaced disks stay meanwhile). */

@@ -23,6 +23,8 @@ export interface SourceDisk {
   size: number;
   /** Image format from backroll.json or the domain XML; null when the restore point does not say (BackROLL). */
   format: string | null;
+  /** The backing files the restore point recorded for this disk (nearest first); null when it recorded none (BackROLL). */
+  backingChain: string[] | null;
 }
 
 export interface RestoreSource {
@@ -42,6 +44,8 @@ export async function loadSource(borg: BorgReader, access: RepoAccess, rp: Resto
   if (disks.length === 0) {
     throw restoreError(RestoreErrorCode.ARCHIVE_INVALID, `repository ${rp.repository} has no disk archive of epoch ${rp.epoch}`, { repository: rp.repository, epoch: rp.epoch });
   }
+  checkArchives(rp, [...disks.map((d) => d.name), ...(config ? [config] : [])]);
+  const recorded = rp.disks ?? [];
   const out: SourceDisk[] = [];
   for (const d of disks) {
     const files = (await borg.listItems(access, d.name, signal)).filter((i) => i.type === '-');
@@ -49,10 +53,19 @@ export async function loadSource(borg: BorgReader, access: RepoAccess, rp: Resto
       throw restoreError(RestoreErrorCode.ARCHIVE_INVALID, `archive ${d.name} holds ${files.length} files, expected exactly one disk image`, { archive: d.name });
     }
     const f = files[0]!;
-    out.push({ target: d.target, archive: d.name, itemPath: f.path, path: `/${f.path.replace(/^\/+/, '')}`, size: f.size, format: null });
+    const itemPath = `/${f.path.replace(/^\/+/, '')}`;
+    const rec = recorded.find((r) => r.archive === d.name);
+    if (recorded.length > 0 && (!rec || rec.target !== d.target || rec.path !== itemPath)) {
+      throw mismatch(rp, `archive ${d.name} holds ${JSON.stringify(itemPath)}, but the restore point recorded ${rec ? `${JSON.stringify(rec.path)} for disk ${rec.target}` : 'no such disk archive'}`, { archive: d.name });
+    }
+    out.push({ target: d.target, archive: d.name, itemPath: f.path, path: rec?.path ?? itemPath, size: f.size, format: null, backingChain: rec ? (rec.backingChain ?? []) : null });
   }
   const dup = out.find((d, i) => out.findIndex((x) => x.target === d.target) !== i);
   if (dup) throw restoreError(RestoreErrorCode.ARCHIVE_INVALID, `epoch ${rp.epoch} has two archives for disk ${dup.target}`, { target: dup.target });
+  if (recorded.length > 0 && recorded.length !== out.length) {
+    const missing = recorded.filter((r) => !out.some((d) => d.archive === r.archive)).map((r) => r.target);
+    throw mismatch(rp, `the restore point recorded ${recorded.length} disks, the repository holds ${out.length} (missing: ${missing.join(', ') || 'none'})`, { missing });
+  }
 
   let domainXml: string | null = null;
   let manifest: BackupManifest | null = null;
@@ -69,6 +82,13 @@ export async function loadSource(borg: BorgReader, access: RepoAccess, rp: Resto
       }
     }
   }
+  // backroll.json travels with the archives: a list of disks in it that differs from them means a partial restore point.
+  const listed = manifest?.disks?.filter((d) => typeof d?.target === 'string');
+  if (listed && listed.length > 0) {
+    const a = listed.map((d) => d.target).sort().join(',');
+    const b = out.map((d) => d.target).sort().join(',');
+    if (a !== b) throw mismatch(rp, `backroll.json of ${config} lists disks ${a}, the repository holds archives of ${b}`, { manifest: a, archives: b });
+  }
   for (const d of out) d.format = formatOf(d.target, manifest, domainXml);
   return { repository: rp.repository, epoch: rp.epoch, disks: out, configArchive: config, domainXml, manifest, access };
 }
@@ -82,5 +102,24 @@ export function formatOf(target: string, manifest: BackupManifest | null, domain
     return parseDomainXml(domainXml).disks.find((d) => d.target === target)?.format ?? null;
   } catch {
     return null;
+  }
+}
+
+function mismatch(rp: RestorePointRow, why: string, details: Record<string, unknown>) {
+  return restoreError(
+    RestoreErrorCode.MANIFEST_MISMATCH,
+    `restore point ${rp.id} (epoch ${rp.epoch}) in ${rp.repository} does not match what it recorded: ${why}. It is not restored; choose another restore point (the repository may have been changed outside Backroll)`,
+    { restorePointId: rp.id, epoch: rp.epoch, ...details },
+  );
+}
+
+/** The epoch's archives in the repository must be exactly those the restore point recorded (when it recorded them). */
+function checkArchives(rp: RestorePointRow, present: string[]): void {
+  const recorded = rp.archives ?? [];
+  if (recorded.length === 0) return;
+  const missing = recorded.filter((a) => !present.includes(a));
+  const extra = present.filter((a) => !recorded.includes(a));
+  if (missing.length > 0 || extra.length > 0) {
+    throw mismatch(rp, `${missing.length > 0 ? `archives ${missing.join(', ')} are missing` : ''}${missing.length > 0 && extra.length > 0 ? '; ' : ''}${extra.length > 0 ? `archives ${extra.join(', ')} are not part of it` : ''}`, { missing, extra });
   }
 }

@@ -30,6 +30,10 @@ export const RestoreErrorCode = {
   CANCELED: 'RESTORE.CANCELED',
   /** In place: the disk is not a regular file (block device, symlink): not replaced by a rename. */
   UNSUPPORTED_DISK: 'RESTORE.UNSUPPORTED_DISK',
+  /** The repository's archives of the restore point are not what the restore point recorded (tampered, partly pruned). */
+  MANIFEST_MISMATCH: 'RESTORE_POINT.MANIFEST_MISMATCH',
+  /** In place: the restore point has a disk the VM no longer has (matched by target). */
+  DISKS_CHANGED: 'RESTORE.DISKS_CHANGED',
 } as const;
 export type RestoreErrorCode = (typeof RestoreErrorCode)[keyof typeof RestoreErrorCode];
 
@@ -51,6 +55,8 @@ const KIND: Record<RestoreErrorCode, ErrorKind> = {
   'RESTORE.START_FAILED': 'unavailable',
   'RESTORE.CANCELED': 'conflict',
   'RESTORE.UNSUPPORTED_DISK': 'conflict',
+  'RESTORE_POINT.MANIFEST_MISMATCH': 'conflict',
+  'RESTORE.DISKS_CHANGED': 'conflict',
 };
 
 export const restoreError = errorFamily(KIND);

@@ -1,5 +1,6 @@
 /** What restores read from the database: the VM, its host, the restore point and its storage. */
 import type { Db } from '../db/database.js';
+import { parseJson } from '../db/errors.js';
 
 export interface RestoreVm {
   id: string;
@@ -20,6 +21,10 @@ export interface RestorePointRow {
   repository: string;
   epoch: number;
   originalSize: number | null;
+  /** The archives the restore point recorded when it was made (or indexed): its manifest. */
+  archives?: string[];
+  /** The disks it recorded (target, path, archive, backing chain); empty for BackROLL restore points found in borg. */
+  disks?: Array<{ target: string; path: string; archive: string; backingChain?: string[] }>;
 }
 
 export interface RestoreLookup {
@@ -45,7 +50,7 @@ export class RestoreRepository implements RestoreLookup {
     const r = await this.db
       .selectFrom('restore_points as rp')
       .innerJoin('storages as s', 's.id', 'rp.storage_id')
-      .select(['rp.id', 'rp.vm_id', 'rp.storage_id', 's.path as storage_path', 'rp.repository', 'rp.epoch', 'rp.original_size'])
+      .select(['rp.id', 'rp.vm_id', 'rp.storage_id', 's.path as storage_path', 'rp.repository', 'rp.epoch', 'rp.original_size', 'rp.archives', 'rp.disks'])
       .where('rp.id', '=', id)
       .where('rp.vm_id', '=', vmId)
       .executeTakeFirst();
@@ -58,6 +63,8 @@ export class RestoreRepository implements RestoreLookup {
         repository: r.repository,
         epoch: Number(r.epoch),
         originalSize: r.original_size === null ? null : Number(r.original_size),
+        archives: parseJson<string[]>(r.archives, []),
+        disks: parseJson<NonNullable<RestorePointRow['disks']>>(r.disks, []),
       }
     );
   }
