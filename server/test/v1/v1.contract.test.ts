@@ -360,3 +360,32 @@ describe('/api/v1 for CloudStack: contract (no lab)', () => {
     });
   });
 });
+
+describe('/api/v1 login with an external issuer (BACKROLL_OIDC_ISSUER)', () => {
+  // The issuer is another Backroll's bundled provider: a real OpenID issuer on loopback.
+  let issuer: TestServer;
+  let t: TestServer;
+  let app: { clientId: string; clientSecret: string };
+
+  beforeAll(async () => {
+    issuer = await startTestServer('sqlite');
+    app = createMachineClient(issuer.dataDir, issuer.server.secretBox, 'cloudstack', 'admin');
+    t = await startTestServer('sqlite', { BACKROLL_OIDC_ISSUER: issuer.config.oidc.issuer });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await issuer?.close();
+  });
+
+  it.each(GENERATIONS)('%s: the app name and password are exchanged at the issuer; its token opens /api/v1', async (g) => {
+    const c = new CloudStackClient(`${t.url}/api/v1`, g, app.clientId, app.clientSecret);
+    const message = await c.failure(await c.start('GET', '/backup_policies'), 'GET /backup_policies');
+    expect(message).toMatch(/no backup policy/);
+  });
+
+  it('a wrong secret is refused with 401 AUTH.CLIENT_REFUSED', async () => {
+    const res = await raw(`${t.url}/api/v1/login`, 'POST', { 'content-type': 'application/json' }, JSON.stringify({ app_id: app.clientId, app_secret: 'nope' }));
+    expect(res.status, res.text).toBe(401);
+    expect(JSON.parse(res.text).code).toBe('AUTH.CLIENT_REFUSED');
+  });
+});
