@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
+import { embeddedClientCheck } from '../auth/client-check.js';
 import { TokenVerifier } from '../auth/token-verifier.js';
 import type { Config, Role } from '../config/config.js';
 import { ensureDataDir } from '../config/data-dir.js';
@@ -95,6 +96,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       let loopbackJwks: string | undefined;
       const verifier = new TokenVerifier({
         oidc: config.oidc,
+        clients: config.oidc.embedded ? embeddedClientCheck(config.dataDir) : undefined,
         get jwksUri() {
           return loopbackJwks;
         },

@@ -52,7 +52,7 @@ export async function clientRoutes(app: FastifyInstance, opts: { dataDir: string
   );
   app.delete<{ Params: Static<typeof ClientParams> }>(
     '/auth/clients/:clientId',
-    { schema: { tags, summary: 'Delete a machine client (its tokens expire within their lifetime)', params: ClientParams, response: { ...NoContent, ...errorResponses(404, 409) } } },
+    { schema: { tags, summary: 'Delete a machine client (its tokens are refused within 5 s)', params: ClientParams, response: { ...NoContent, ...errorResponses(404, 409) } } },
     async (req, reply) => {
       requireEmbedded();
       if (!deleteMachineClient(opts.dataDir, req.params.clientId)) {

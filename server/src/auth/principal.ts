@@ -7,6 +7,8 @@ export interface Principal {
   roles: AccessRole[];
   /** For task records and logs: a person's name or a client id, never a secret. */
   label: string;
+  /** When the token expires (ms since 1970), if it does: long-lived responses (SSE) end then. */
+  expiresAt?: number;
 }
 
 export const isAdmin = (p: Principal): boolean => p.roles.includes('admin');

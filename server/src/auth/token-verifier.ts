@@ -1,6 +1,7 @@
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { OidcConfig } from '../config/config.js';
 import { AppError, unauthenticated } from '../errors.js';
+import type { ClientCheck } from './client-check.js';
 import { claimAt, mapRoles, type Principal } from './principal.js';
 
 export interface TokenVerifierOptions {
@@ -10,6 +11,11 @@ export interface TokenVerifierOptions {
    * provider, so the server never depends on its public URL being reachable from itself.
    */
   jwksUri?: string;
+  /**
+   * The bundled provider's machine clients: a client-credentials token (sub = client id)
+   * of a deleted client is refused (AUTH.CLIENT_DELETED). Unset for external issuers.
+   */
+  clients?: ClientCheck;
 }
 
 /**
@@ -41,11 +47,15 @@ export class TokenVerifier {
     const roles = mapRoles(claimAt(payload as Record<string, unknown>, oidc.rolesClaim), oidc.adminRole, oidc.viewerRole);
     const clientId = typeof payload.client_id === 'string' ? payload.client_id : typeof payload.azp === 'string' ? payload.azp : undefined;
     const preferred = typeof payload.preferred_username === 'string' ? payload.preferred_username : undefined;
+    if (this.options.clients && clientId !== undefined && payload.sub === clientId && !this.options.clients.exists(clientId)) {
+      throw unauthenticated('AUTH.CLIENT_DELETED', `the machine client ${clientId} was deleted; its tokens are no longer accepted (create a new client)`);
+    }
     return {
       subject: payload.sub as string,
       clientId,
       roles,
       label: preferred ?? (payload.sub === clientId ? `client:${clientId}` : (payload.sub as string)),
+      expiresAt: typeof payload.exp === 'number' ? payload.exp * 1000 : undefined,
     };
   }
 

@@ -102,7 +102,7 @@ export function listMachineClients(dataDir: string): MachineClientInfo[] {
   return readMachineClients(dataDir).map(({ clientId, name, role, createdAt }) => ({ clientId, name, role, createdAt }));
 }
 
-/** Deletes a machine client; its tokens stay valid until they expire (at most the access token TTL). */
+/** Deletes a machine client; the API refuses its tokens within a few seconds (auth/client-check.ts). */
 export function deleteMachineClient(dataDir: string, clientId: string): boolean {
   if (findMachineClient(dataDir, clientId) === undefined) return false;
   return updateClients(dataDir, (clients) => {

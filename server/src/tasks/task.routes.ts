@@ -3,7 +3,9 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Principal } from '../auth/principal.js';
 import { invalid } from '../errors.js';
 import { IdParams, Page, Uuid, errorResponses, listQuery } from '../http/schemas.js';
+import { sendProblem, problem } from '../http/problem.js';
 import { checkKind } from './handler-registry.js';
+import { StreamLimits } from './sse-limits.js';
 import type { TaskService } from './task.service.js';
 import { TASK_STATES, isTaskState, isTerminal, type TaskState } from './task.state.js';
 
@@ -97,6 +99,7 @@ const HEARTBEAT_MS = 15_000;
 const POLL_MS = 2_000;
 
 export async function taskRoutes(app: FastifyInstance, service: TaskService, info: { mode: string }): Promise<void> {
+  const streams = new StreamLimits();
   app.addSchema(Task);
   app.addSchema(TaskDetail);
   const TaskRef = Type.Ref('Task');
@@ -202,25 +205,41 @@ export async function taskRoutes(app: FastifyInstance, service: TaskService, inf
         summary: 'Live task events (Server-Sent Events)',
         description:
           'text/event-stream: `task` events (the task, on every change), `log` events (one line each, `id` = its seq, so a reconnect with Last-Event-ID resumes), ' +
-          'then `end` with the final task, and the stream closes. Needs the bearer token like every route (use a fetch-based EventSource in browsers).',
+          'then `end` with the final task, and the stream closes. Needs the bearer token like every route (use a fetch-based EventSource in browsers). ' +
+          'When the token expires the stream sends `expired` and closes: reconnect with a new token and Last-Event-ID. ' +
+          'At most 10 open streams per caller (429 TASK.TOO_MANY_STREAMS) and 100 in total (503 TASK.STREAMS_EXHAUSTED).',
         params: IdParams,
         querystring: EventsQuery,
         produces: ['text/event-stream'],
-        response: { 200: Type.String({ description: 'text/event-stream' }), ...errorResponses(404) },
+        response: { 200: Type.String({ description: 'text/event-stream' }), ...errorResponses(404, 429, 503) },
       },
     },
     async (req, reply) => {
       const id = req.params.id;
       await service.get(id); // 404 as a problem, before the stream starts
       const lastEventId = Number(req.headers['last-event-id']);
+      const caller = req.principal ? (req.principal.clientId ? `client:${req.principal.clientId}` : `sub:${req.principal.subject}`) : `ip:${req.ip}`;
+      const slot = streams.acquire(caller);
+      if (!('release' in slot)) {
+        if (slot.status === 429) reply.header('retry-after', '5');
+        return sendProblem(reply, { ...problem(slot.status, slot.code, slot.detail), instance: req.url.split('?')[0], requestId: req.id });
+      }
       reply.hijack();
-      streamTask(req, reply.raw, service, id, req.query.after ?? (Number.isInteger(lastEventId) && lastEventId > 0 ? lastEventId : 0));
+      const expiresAt = req.principal?.expiresAt;
+      streamTask(req, reply.raw, service, id, req.query.after ?? (Number.isInteger(lastEventId) && lastEventId > 0 ? lastEventId : 0), { release: slot.release, expiresAt });
       return reply;
     },
   );
 }
 
-function streamTask(req: FastifyRequest, raw: import('node:http').ServerResponse, service: TaskService, id: string, after: number): void {
+function streamTask(
+  req: FastifyRequest,
+  raw: import('node:http').ServerResponse,
+  service: TaskService,
+  id: string,
+  after: number,
+  opts: { release: () => void; expiresAt?: number },
+): void {
   raw.writeHead(200, {
     'content-type': 'text/event-stream; charset=utf-8',
     'cache-control': 'no-cache, no-transform',
@@ -244,6 +263,8 @@ function streamTask(req: FastifyRequest, raw: import('node:http').ServerResponse
     unsubscribe();
     clearInterval(poll);
     clearInterval(heartbeat);
+    clearTimeout(expiry);
+    opts.release();
     raw.end();
   };
   const flushLogs = async () => {
@@ -289,6 +310,17 @@ function streamTask(req: FastifyRequest, raw: import('node:http').ServerResponse
   // Signals may be lost (another process, Redis down): poll as well.
   const poll = setInterval(() => void flush(), POLL_MS);
   const heartbeat = setInterval(() => !closed && raw.write(': keep-alive\n\n'), HEARTBEAT_MS);
+  // The stream lives no longer than the token that opened it (a revoked or expired token reads nothing more).
+  const expiry =
+    opts.expiresAt === undefined
+      ? undefined
+      : setTimeout(
+          () => {
+            send('expired', { code: 'AUTH.TOKEN_EXPIRED', detail: 'the access token of this stream has expired; reconnect with a new token (Last-Event-ID resumes the log)' });
+            close();
+          },
+          Math.min(2 ** 31 - 1, Math.max(0, opts.expiresAt - Date.now())),
+        );
   req.raw.on('close', close);
   void flush();
 }

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { SignJWT, decodeJwt, decodeProtectedHeader, generateKeyPair, importJWK, type JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clientCredentialsToken, startTestServer, type TestServer } from '../support/server.js';
+import { CLIENT_CHECK_CACHE_MS } from '../../src/auth/client-check.js';
 import { createMachineClient } from '../../src/idp/index.js';
 
 /**
@@ -105,12 +106,30 @@ describe('authentication and authorisation', () => {
     expect(write.body.code).toBe('AUTH.ADMIN_REQUIRED');
   });
 
-  it('refuses tokens of a deleted machine client at the token endpoint', async () => {
+  it('refuses a wrong client secret at the token endpoint and issues a working token for the right one', async () => {
     const c = createMachineClient(t.dataDir, t.server.secretBox, 'short-lived', 'viewer');
     await expect(clientCredentialsToken(t.config.oidc.issuer, c.clientId, 'wrong-secret')).rejects.toThrow(/invalid_client/);
     const token = await clientCredentialsToken(t.config.oidc.issuer, c.clientId, c.clientSecret);
     expect((await t.api('GET', '/api/v2/hosts', { token })).status).toBe(200);
   });
+
+  it('refuses the tokens of a deleted machine client within the check cache time (default 5 s)', async () => {
+    const c = createMachineClient(t.dataDir, t.server.secretBox, 'to-be-deleted', 'admin');
+    const token = await clientCredentialsToken(t.config.oidc.issuer, c.clientId, c.clientSecret);
+    expect((await t.api('GET', '/api/v2/hosts', { token })).status).toBe(200);
+    expect((await t.api('DELETE', `/api/v2/auth/clients/${c.clientId}`)).status).toBe(204);
+    const deletedAt = Date.now();
+    let res = await t.api('GET', '/api/v2/hosts', { token });
+    while (res.status === 200 && Date.now() - deletedAt < CLIENT_CHECK_CACHE_MS + 2000) {
+      await new Promise((r) => setTimeout(r, 250));
+      res = await t.api('GET', '/api/v2/hosts', { token });
+    }
+    expect(res.status, res.text).toBe(401);
+    expect(res.body.code).toBe('AUTH.CLIENT_DELETED');
+    expect(Date.now() - deletedAt).toBeLessThan(CLIENT_CHECK_CACHE_MS + 2000);
+    // Other clients' tokens are unaffected.
+    expect((await t.api('GET', '/api/v2/hosts')).status).toBe(200);
+  }, 20_000);
 
   it('answers unknown routes with a 404 problem and sets security headers and request ids', async () => {
     const res = await t.api('GET', '/api/v2/nothing-here', { headers: { 'x-request-id': 'trace-123' } });
