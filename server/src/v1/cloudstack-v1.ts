@@ -53,7 +53,7 @@ const PAGE = 500;
 export class CloudStackV1 {
   constructor(
     private readonly s: V1Services,
-    private readonly log?: { warn(obj: object, msg: string): void },
+    private readonly log?: { warn(obj: object, msg: string): void; debug(obj: object, msg: string): void },
   ) {}
 
   /** POST /tasks/singlebackup/{uuid}: a vm.backup task with the policy of the VM's pool. */
@@ -163,7 +163,9 @@ export class CloudStackV1 {
         .withVmLock(vm.id, caller.actor ?? 'api:v1', () => this.s.backups.reconcile(vm.id), { purpose: 'reconcile' })
         .catch((err: unknown) => {
           if (!(err instanceof AppError)) throw err;
-          this.log?.warn({ vmId: vm.id, code: err.code, err: err.message }, 'v1: index not reconciled with the repository; listing the index');
+          // A VM without a policy or repository (most of a CloudStack zone) is routine, not a warning.
+          const level = err.kind === 'not_found' ? 'debug' : 'warn';
+          this.log?.[level]({ vmId: vm.id, code: err.code, err: err.message }, 'v1: index not reconciled with the repository; listing the index');
         });
     }
     return this.s.backups.listRestorePoints(vm.id);
