@@ -23,10 +23,10 @@ import { VERSION } from '../version.js';
 import type { BackupLookup } from './backup.lookup.js';
 import { imageChain, type ImageInfo } from './disk-image.js';
 import type { HostAccess } from './host-access.js';
-import { archivePrefixes, configArchiveName, diskArchiveName, groupByEpoch, isOverlayPath, overlayPath, overlaysOfDisk, repositoryPath } from './naming.js';
+import { configArchiveName, diskArchiveName, groupByEpoch, isOverlayPath, overlayPath, overlaysOfDisk, repositoryPath } from './naming.js';
 import type { RepositoryStore } from './repository-store.js';
 import type { RestorePointDisk, RestorePointRecord, RestorePointRepository } from './restore-point.repository.js';
-import { selectRetention } from './retention.js';
+import { pruneRestorePoints } from './retention.js';
 
 export interface VmBackupPayload {
   vmId: string;
@@ -456,13 +456,9 @@ export class BackupEngine {
   /** Prunes every archive series per the policy, then drops the index rows of pruned restore points. */
   private async applyRetention(vmId: string, access: RepoAccess, policy: PolicyTable, log: Log): Promise<number[]> {
     const rules = { daily: policy.retention_daily, weekly: policy.retention_weekly, monthly: policy.retention_monthly, yearly: policy.retention_yearly };
-    const names = (await this.deps.borg.list(access)).map((a) => a.name);
-    const groups = groupByEpoch(names);
-    const decision = selectRetention(groups.map((g) => ({ id: String(g.epoch), time: new Date(g.epoch * 1000) })), rules);
-    await log('info', `retention (daily ${rules.daily}, weekly ${rules.weekly}, monthly ${rules.monthly}, yearly ${rules.yearly}) keeps ${decision.keep.size} restore point(s), prunes ${decision.prune.length}`);
-    for (const prefix of archivePrefixes(names)) {
-      await this.deps.borg.prune(access, { globArchives: `${prefix}*`, keepDaily: rules.daily, keepWeekly: rules.weekly, keepMonthly: rules.monthly, keepYearly: rules.yearly });
-    }
+    // One decision for whole restore points (every archive of an epoch), never borg prune per archive series.
+    const plan = await pruneRestorePoints(this.deps.borg, access, rules);
+    await log('info', `retention (daily ${rules.daily}, weekly ${rules.weekly}, monthly ${rules.monthly}, yearly ${rules.yearly}) keeps ${plan.keep.length} restore point(s), prunes ${plan.prune.length}${plan.prune.length > 0 ? ` (epochs ${plan.prune.map((p) => p.epoch).join(', ')})` : ''}`);
     const left = new Set(groupByEpoch((await this.deps.borg.list(access)).map((a) => a.name)).map((g) => g.epoch));
     const gone = (await this.deps.restorePoints.listByVm(vmId)).filter((rp) => rp.repository === access.repo && !left.has(rp.epoch));
     await this.deps.restorePoints.deleteByIds(gone.map((rp) => rp.id));

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Borg, type RepoAccess } from '../adapters/borg/borg.js';
 import { archivePrefixes, configArchiveName, diskArchiveName, groupByEpoch } from './naming.js';
-import { selectRetention } from './retention.js';
+import { pruneRestorePoints, selectRetention } from './retention.js';
 
 const borgMissing = spawnSync('borg', ['--version']).status !== 0;
 
@@ -47,4 +47,36 @@ describe.skipIf(borgMissing)(`retention: pure selection = borg prune${borgMissin
     expect(left.map((g) => String(g.epoch)).sort()).toEqual([...expected.keep.keys()].sort());
     expect(expected.prune.length).toBeGreaterThan(10);
   }, 120_000);
+
+  it('prunes whole restore points when the disk count changed: never a partial restore point left (per-series borg prune leaves some)', async () => {
+    // 5 daily backups; the VM had two disks for the first 3, one after.
+    const base = Date.UTC(2025, 5, 1, 2, 0) / 1000;
+    const epochs = Array.from({ length: 5 }, (_, i) => base + i * 86_400);
+    const archivesOf = (epoch: number, i: number) => [diskArchiveName('vda', '/vms/a.img', epoch), ...(i < 3 ? [diskArchiveName('vdb', '/vms/b.img', epoch)] : []), configArchiveName(epoch)];
+    const rules = { daily: 2, weekly: 0, monthly: 0, yearly: 0 };
+    const make = async (name: string) => {
+      const a: RepoAccess = { repo: path.join(tmp, name), unencrypted: true };
+      await borg.init(a, 'none');
+      for (const [i, epoch] of epochs.entries()) {
+        for (const archive of archivesOf(epoch, i)) await borg.create(a, { archive, paths: ['disk.img'], cwd: tmp, compression: 'none', timestamp: new Date(epoch * 1000) });
+      }
+      return a;
+    };
+    const complete = (g: { epoch: number; archives: string[] }) => g.archives.join(',') === archivesOf(g.epoch, epochs.indexOf(g.epoch)).sort().join(',');
+
+    const byPoint = await make('by-point');
+    const plan = await pruneRestorePoints(borg, byPoint, rules);
+    const left = groupByEpoch((await borg.list(byPoint)).map((a) => a.name));
+    expect(left.map((g) => g.epoch)).toEqual(epochs.slice(3).reverse());
+    expect(plan.keep).toEqual(epochs.slice(3).reverse());
+    expect(plan.prune.map((p) => p.epoch)).toEqual(epochs.slice(0, 3).reverse());
+    expect(left.filter((g) => !complete(g))).toEqual([]);
+
+    // What the per-series prune did: the vdb series keeps its own 2 newest, epochs whose vda and config are gone.
+    const perSeries = await make('per-series');
+    const names = (await borg.list(perSeries)).map((a) => a.name);
+    for (const prefix of archivePrefixes(names)) await borg.prune(perSeries, { globArchives: `${prefix}*`, keepDaily: rules.daily, keepWeekly: 0, keepMonthly: 0, keepYearly: 0 });
+    const partial = groupByEpoch((await borg.list(perSeries)).map((a) => a.name)).filter((g) => !complete(g));
+    expect(partial.map((g) => g.epoch)).toEqual(epochs.slice(1, 3).reverse());
+  }, 300_000);
 });

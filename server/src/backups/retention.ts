@@ -7,6 +7,7 @@
  * point. Periods are computed in UTC (borg uses the local time of the machine
  * running it: run workers in UTC, as containers do by default).
  */
+import { groupByEpoch } from './naming.js';
 
 export interface RetentionRules {
   daily: number;
@@ -76,4 +77,39 @@ export function selectRetention(points: readonly Dated[], rules: RetentionRules)
   // Backroll never prunes everything: with no rule at all the newest stays (borg prune would refuse).
   if (ORDER.every((r) => rules[r] <= 0) && sorted[0]) keptBecause.set(sorted[0].id, 'last #1');
   return { keep: keptBecause, prune: sorted.filter((a) => !keptBecause.has(a.id)).map((a) => a.id) };
+}
+
+/** A restore point: every archive of one epoch (naming.ts `groupByEpoch`). */
+export interface RetentionPlan {
+  /** Epochs kept, newest first. */
+  keep: number[];
+  /** Restore points pruned: each with all of its archives (disks and config alike). */
+  prune: Array<{ epoch: number; archives: string[] }>;
+}
+
+/**
+ * The one retention decision applied to whole restore points (pure): an epoch is kept or pruned
+ * with all its archives. Never `borg prune` per archive series: series of different length (a disk
+ * added or removed) would keep different epochs and leave partial restore points behind.
+ */
+export function retentionPlan(names: readonly string[], rules: RetentionRules): RetentionPlan {
+  const groups = groupByEpoch(names);
+  const decision = selectRetention(groups.map((g) => ({ id: String(g.epoch), time: new Date(g.epoch * 1000) })), rules);
+  return {
+    keep: groups.filter((g) => decision.keep.has(String(g.epoch))).map((g) => g.epoch),
+    prune: groups.filter((g) => !decision.keep.has(String(g.epoch))).map((g) => ({ epoch: g.epoch, archives: g.archives })),
+  };
+}
+
+/** What pruning needs of borg (adapters/borg/borg.ts `Borg`). */
+export interface PruneBorg<A> {
+  list(access: A): Promise<Array<{ name: string }>>;
+  deleteArchives(access: A, archives: readonly string[]): Promise<void>;
+}
+
+/** Applies `retentionPlan` to a repository: deletes the archives of every pruned restore point in one `borg delete`. */
+export async function pruneRestorePoints<A>(borg: PruneBorg<A>, access: A, rules: RetentionRules): Promise<RetentionPlan> {
+  const plan = retentionPlan((await borg.list(access)).map((a) => a.name), rules);
+  await borg.deleteArchives(access, plan.prune.flatMap((p) => p.archives));
+  return plan;
 }
