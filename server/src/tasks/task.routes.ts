@@ -80,13 +80,25 @@ const LogQuery = Type.Object(
 const EventsQuery = Type.Object({ after: Type.Optional(Type.Integer({ minimum: 0, description: 'resume the log after this seq (or send Last-Event-ID)' })) }, { additionalProperties: false });
 const SubmitBody = Type.Object(
   {
-    kind: Type.String({ minLength: 1, maxLength: 64, description: 'a kind with a registered handler (GET /tasks/kinds)' }),
+    kind: Type.String({ minLength: 1, maxLength: 64, description: 'a kind with a registered handler (GET /tasks/kinds) and no route of its own (vm.backup, vm.restore, restore-point.delete and repository.verify have theirs)' }),
     payload: Type.Optional(Type.Unknown()),
     target: Type.Optional(Type.Object({ type: Type.String({ minLength: 1, maxLength: 32 }), id: Type.String({ minLength: 1, maxLength: 64 }) }, { additionalProperties: false })),
     resources: Type.Optional(Type.Object({ hostId: Type.Optional(Uuid), storageId: Type.Optional(Uuid) }, { additionalProperties: false })),
   },
   { additionalProperties: false },
 );
+
+/**
+ * Kinds that have their own route, which validates the request (a restore's directory and new
+ * name, the VM and its restore point…): the generic `POST /tasks` refuses them rather than queue
+ * an unchecked payload. A kind added with its own route belongs here too.
+ */
+const OWN_ROUTES: Readonly<Record<string, string>> = {
+  'vm.backup': 'POST /api/v2/virtual-machines/{id}/backups',
+  'vm.restore': 'POST /api/v2/virtual-machines/{id}/restores',
+  'restore-point.delete': 'DELETE /api/v2/virtual-machines/{id}/restore-points/{restorePointId}',
+  'repository.verify': 'POST /api/v2/virtual-machines/{id}/repository/verify',
+};
 
 /** `user:<name>` or `client:<id>`: who started or changed a task, from the verified token. */
 export function actorOf(principal: Principal | undefined): string | null {
@@ -143,6 +155,10 @@ export async function taskRoutes(app: FastifyInstance, service: TaskService, inf
     async (req, reply) => {
       const { kind, payload, target, resources } = req.body;
       checkKind(kind);
+      const own = OWN_ROUTES[kind];
+      if (own) {
+        throw invalid('TASK.KIND_HAS_OWN_ROUTE', `tasks of kind "${kind}" are started with ${own}, which checks their options; this endpoint does not start them`, { kind, route: own });
+      }
       if (!service.hasHandler(kind)) {
         throw invalid('TASK.UNKNOWN_KIND', `no handler is registered for task kind "${kind}"; known kinds: ${service.handlerKinds().join(', ') || 'none'}`, { kind });
       }
