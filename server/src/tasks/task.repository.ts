@@ -183,6 +183,12 @@ export class TaskRepository {
     return row && toTaskRecord(row);
   }
 
+  /** The newest task that retries `id` (linked by retry_of). */
+  async findRetryOf(id: string): Promise<TaskRecord | undefined> {
+    const row = await this.db.selectFrom('tasks').selectAll().where('retry_of', '=', id).orderBy('created_at', 'desc').orderBy('id', 'desc').executeTakeFirst();
+    return row && toTaskRecord(row);
+  }
+
   async findMany(ids: string[]): Promise<TaskRecord[]> {
     if (ids.length === 0) return [];
     const rows = await this.db.selectFrom('tasks').selectAll().where('id', 'in', ids).execute();

@@ -195,6 +195,11 @@ export class TaskService {
     return this.deps.repo.findById(id);
   }
 
+  /** The task that retried `id` (an automatic retry of an interrupted task, or a user's), if any. */
+  async retryOf(id: string): Promise<TaskRecord | undefined> {
+    return this.deps.repo.findRetryOf(id);
+  }
+
   async get(id: string): Promise<TaskDetail> {
     const task = found(await this.deps.repo.findById(id), 'task', id);
     const byState = await this.deps.repo.childSummary(id);

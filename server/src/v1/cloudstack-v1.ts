@@ -37,7 +37,7 @@ export interface V1Services {
   backups: Pick<BackupService, 'startBackup' | 'listRestorePoints' | 'reconcile' | 'deleteRestorePoint' | 'repositoryInfo'>;
   backupModule: { borg: Pick<Borg, 'archiveInfo'>; store: Pick<RepositoryStore, 'access' | 'identity'>; locks: Pick<VmLocks, 'withVmLock'> };
   restores: Pick<RestoreService, 'request'>;
-  tasks: Pick<TaskService, 'find'>;
+  tasks: Pick<TaskService, 'find' | 'retryOf'>;
 }
 
 export interface Caller {
@@ -49,6 +49,7 @@ export interface Caller {
 
 const TASK_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const PAGE = 500;
+const MAX_RETRY_HOPS = 5;
 
 export class CloudStackV1 {
   constructor(
@@ -87,8 +88,15 @@ export class CloudStackV1 {
         throw err;
       }
     }
-    const task = TASK_ID.test(id) ? await this.s.tasks.find(id.toLowerCase()) : undefined;
+    let task = TASK_ID.test(id) ? await this.s.tasks.find(id.toLowerCase()) : undefined;
     if (!task) return failure(`Backroll has no task ${id} (it never existed, or its record was purged)`);
+    // A worker that died mid-backup: Backroll retries the task as a new one; CloudStack
+    // knows the first id only, so it follows the retries.
+    for (let hops = 0; task.state === 'interrupted' && hops < MAX_RETRY_HOPS; hops++) {
+      const retry = await this.s.tasks.retryOf(task.id);
+      if (!retry) break;
+      task = retry;
+    }
     return taskStatus(task);
   }
 

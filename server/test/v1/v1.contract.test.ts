@@ -284,6 +284,23 @@ describe('/api/v1 for CloudStack: contract (no lab)', () => {
       const task = await t.api('GET', `/api/v2/tasks?kind=vm.backup&limit=1`);
       expect(task.body.items[0].startedBy).toBe(`client:${app.clientId}`);
     });
+
+    it('a backup interrupted (worker crash) and retried by Backroll: the poll of the first id follows the retry', async () => {
+      await ensureInfrastructure();
+      const c = client('2025-04');
+      const id = await c.start('POST', `/tasks/singlebackup/${infra.vmUuid}`);
+      await c.failure(id, 'first run');
+      // As the job system leaves it after a crash: interrupted, then retried as a new task.
+      await t.server.db.updateTable('tasks').set({ state: 'interrupted', error_code: null, error_message: null }).where('id', '=', id).execute();
+      expect((await c.pollOnce(id)).body).toEqual({ state: 'FAILURE', current: 1, total: 1, status: 'the task ended interrupted' });
+      const retry = await t.api('POST', `/api/v2/tasks/${id}/retry`);
+      expect(retry.status, retry.text).toBe(201);
+      expect(await c.failure(id, 'followed to the retry')).not.toBe('the task ended interrupted');
+      // The retry succeeded (as on a reachable host): the first id answers with the backup's name.
+      const result = JSON.stringify({ archives: ['config_1764000000', 'vdb_data-disk_1764000000', 'vda_root-disk_1764000000'] });
+      await t.server.db.updateTable('tasks').set({ state: 'succeeded', result, error_code: null, error_message: null }).where('id', '=', retry.body.id).execute();
+      expect(await c.success(id, Type.String(), 'status of the first id')).toBe('vda_root-disk_1764000000');
+    });
   });
 
   describe.skipIf(!HAVE_BORG)(`a repository written by BackROLL and Backroll${HAVE_BORG ? '' : ' (SKIPPED: borg is not installed)'}`, () => {
