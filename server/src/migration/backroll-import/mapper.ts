@@ -243,7 +243,7 @@ export function mapBackroll(src: BackrollSource, opts: MapOptions): ImportPlan {
       notes.push('enabled in BackROLL, imported disabled');
       disabledOnImport.push(name);
     }
-    notes.push("quiesce required: BackROLL always asked libvirt to quiesce (guest agent) and failed without it; lz4 and unencrypted repositories as BackROLL's borg");
+    notes.push('quiesce required, lz4, unencrypted: as BackROLL (it always asked libvirt to quiesce through the guest agent)');
     const request = { name, description, schedule: conv.schedule, timezone: opts.timezone, retention, enabled, quiesce: 'required' as const, compression: 'lz4', encryption: 'none' as const };
     add(
       { kind: 'policy', name, sourceId: p.id, fields: { schedule: conv.schedule, backrollSchedule: p.schedule, timezone: opts.timezone, retention, storage, hook, enabled, quiesce: 'required' }, notes },

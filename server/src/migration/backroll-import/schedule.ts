@@ -165,7 +165,7 @@ export function convertSchedule(input: string, timeZone: string, now: Date): Sch
       reason =
         `BackROLL (Celery) ran "${before}" only on days matching both the day of month (${compact(days)}) and the day of week (${compact(weekdays)}); ` +
         `cron in Backroll runs when either matches, so this cannot be expressed exactly. Converted to "${out.join(' ')}", which runs on every day BackROLL ran ` +
-        `and on more (${keepDays ? 'any weekday' : 'any day of the month'}): review the schedule`;
+        `and on more (${keepDays ? `days ${compact(days)} whatever the weekday` : `weekdays ${compact(weekdays)} whatever the day of the month`}): review the schedule`;
     }
   }
   const schedule = out.join(' ');
