@@ -7,7 +7,8 @@
  *   `backroll test crash point reached: <step> (task <id>)`
  * to stdout and freezes the whole process (the event loop is blocked, so child programs such
  * as borg stall on their pipes, still running), until the test kills it. Steps of vm.backup and
- * vm.restore in place are listed in docs/recovery.md.
+ * vm.restore in place are listed in docs/recovery.md. A line `fail:<step>` makes the step throw
+ * instead (an error right after the step's work was done), to test the in-process error paths.
  */
 import fs from 'node:fs';
 
@@ -30,6 +31,7 @@ export function crashPoint(step: CrashPoint, taskId: string): void {
   } catch {
     return;
   }
+  if (armed.includes(`fail:${step}`)) throw new Error(`test crash point: failing right after ${step}`);
   if (!armed.includes(step)) return;
   fs.writeSync(1, `backroll test crash point reached: ${step} (task ${taskId})\n`);
   const cell = new Int32Array(new SharedArrayBuffer(4));

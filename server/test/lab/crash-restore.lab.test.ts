@@ -9,7 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { canaryPresent, lab, labHost, labSkipReason } from '../../src/adapters/ssh/test-lab.js';
-import { HAVE_BORG, scribble } from '../../src/restores/restore-lab-fixtures.js';
+import { HAVE_BORG, scribble, virshAs } from '../../src/restores/restore-lab-fixtures.js';
 import type { CrashPoint } from '../../src/tasks/crash-points.js';
 import { unavailableReason } from '../support/databases.js';
 import { CrashLab, crashTag, TASK_LEASE_MS, type CrashMode } from '../support/crash-lab.js';
@@ -58,6 +58,7 @@ for (const mode of ['embedded', 'distributed'] as CrashMode[]) {
         scribble(c.h, c.vm, 'vda', true, `0x${byte.toString(16)}`);
         scribble(c.h, c.vm, 'vdb', true, `0x${byte.toString(16)}`);
         const changed = c.shas();
+        c.phase('scribbled, checksums');
         expect(changed.vda).not.toBe(atBackup.vda);
         expect(changed.vdb).not.toBe(atBackup.vdb);
 
@@ -67,11 +68,30 @@ for (const mode of ['embedded', 'distributed'] as CrashMode[]) {
         expect(afterKillMs).toBeLessThan(mode === 'embedded' ? 60_000 : TASK_LEASE_MS + 30_000);
         c.expectWhole();
         expect(c.shas()).toEqual(outcome === 'originals' ? changed : atBackup);
+        c.phase('checked');
 
         const next = await c.waitTask(await c.backup());
         expect(next.state, JSON.stringify(next.error)).toBe('succeeded');
+        c.phase('next backup');
         c.expectWhole();
       }, 300_000);
+    }
+
+    if (mode === 'embedded') {
+      it('an in-place restore of a VM left on Backroll overlays merges them back first, then restores', async () => {
+        const rp = await c.latestRestorePoint();
+        const atRp = c.shas();
+        // As a backup killed before its recovery ran leaves it: both disks on `<stem>.backroll-<epoch>.qcow2`.
+        const overlays = c.vm.disks.map((d) => d.path.replace(/\.qcow2$/, '.backroll-1700000123.qcow2'));
+        virshAs(c.h, 'snapshot-create-as', '--domain', c.vm.uuid, '--disk-only', '--atomic', '--no-metadata', ...c.vm.disks.flatMap((d, i) => ['--diskspec', `${d.target},snapshot=external,file=${overlays[i]}`]));
+        scribble(c.h, c.vm, 'vda', true, '0x5a');
+        const task = await c.waitTask(await c.restoreInPlace(rp));
+        expect(task.state, JSON.stringify(task.error)).toBe('succeeded');
+        const log = (await c.tasks.logs(task.id)).items.map((x) => x.message);
+        expect(log.filter((m) => /a previous backup left the VM on its overlay/.test(m)), log.join('\n')).toHaveLength(2);
+        c.expectWhole();
+        expect(c.shas()).toEqual(atRp);
+      }, 180_000);
     }
   });
 }

@@ -39,6 +39,14 @@ export class CrashLab {
   private readonly all: BackrollProcess[] = [];
   private readonly prefix = uniquePrefix();
   private dataDir = '';
+  private mark = Date.now();
+
+  /** Prints how long the last phase took (the CI log shows where the time goes). */
+  phase(name: string): void {
+    const now = Date.now();
+    console.log(`[crash-lab ${this.mode}] ${name}: ${((now - this.mark) / 1000).toFixed(1)} s`);
+    this.mark = now;
+  }
 
   constructor(
     readonly mode: CrashMode,
@@ -87,7 +95,7 @@ export class CrashLab {
   }
 
   /** The step at which the next worker to reach it freezes; null: none. */
-  arm(step: CrashPoint | null): void {
+  arm(step: CrashPoint | `fail:${CrashPoint}` | null): void {
     fs.writeFileSync(this.crashFile, step ? `${step}\n` : '');
   }
 
@@ -138,13 +146,16 @@ export class CrashLab {
     this.arm(step);
     const taskId = await submit();
     const line = `backroll test crash point reached: ${step} (task ${taskId})`;
+    this.phase(`${step}: submitted`);
     const victim = await Promise.any(this.workers.map((w) => w.waitFor(line, 180_000).then(() => w)));
+    this.phase(`${step}: reached`);
     expect((await this.tasks.get(taskId)).state).toBe('running');
     await victim.kill9();
     const killedAt = Date.now();
     this.arm(null);
     this.workers.splice(this.workers.indexOf(victim), 1);
     await this.startWorker();
+    this.phase(`${step}: killed, worker started`);
     return { taskId, victim, killedAt };
   }
 
@@ -158,6 +169,7 @@ export class CrashLab {
         expect(task.error?.code).toBe('TASK.INTERRUPTED');
         expect(log.filter((m) => m.startsWith('recovery failed'))).toEqual([]);
         expect(log).toContain('recovery finished');
+        this.phase('recovered');
         return { log, afterKillMs: Date.now() - crash.killedAt };
       }
       if (Date.now() > end) throw new Error(`task ${crash.taskId} not recovered (${task.state}); log:\n${log.join('\n')}\nworkers:\n${this.workers.map((w) => w.output().slice(-3000)).join('\n---\n')}`);
