@@ -2,10 +2,13 @@
  * What a backup needs to know about a VM, read from the inventory tables: the VM row,
  * its host, the policy (explicit, or its pool's) and that policy's storage.
  */
+import fs from 'node:fs/promises';
+import path from 'node:path';
 import type { Db } from '../db/database.js';
 import { toBool } from '../db/errors.js';
 import type { HostTable, PolicyTable, StorageTable, VirtualMachineTable } from '../db/schema.js';
-import { notFound } from '../errors.js';
+import { conflict, notFound } from '../errors.js';
+import { repositoryPath } from './naming.js';
 
 export interface BackupTarget {
   vm: VirtualMachineTable;
@@ -47,7 +50,54 @@ export class BackupLookup {
     if (!policy) throw notFound('POLICY.NOT_FOUND', `no backup policy for VM ${vm.name} (pool of host ${host.name})`, { vmId, policyId: pid });
     const storage = await this.db.selectFrom('storages').selectAll().where('id', '=', policy.storage_id).executeTakeFirst();
     if (!storage) throw notFound('STORAGE.NOT_FOUND', `the storage of policy ${policy.name} does not exist`, { storageId: policy.storage_id });
+    await this.checkSharedName(vm, host, storage);
     return { vm, host, policy, storage };
+  }
+
+  /**
+   * VMs of one name (on different hosts) share `<storage>/<vm name>`, BackROLL's layout, which is
+   * kept. Only one of them may use it: the VM its owner record names, or, before there is one (new
+   * or BackROLL repository), the VM the inventory has known longest. The others are refused
+   * (BACKUP.VM_NAME_SHARED), naming the VM that has the repository and how to resolve it: else one
+   * VM's backups and retention would mix with the other's restore points.
+   */
+  private async checkSharedName(vm: VirtualMachineTable, host: HostTable, storage: StorageTable): Promise<void> {
+    const rows = await this.db
+      .selectFrom('virtual_machines as v')
+      .innerJoin('hosts as h', 'h.id', 'v.host_id')
+      .leftJoin('pools as p', 'p.id', 'h.pool_id')
+      .leftJoin('policies as pol', 'pol.id', 'p.policy_id')
+      .select(['v.id', 'v.uuid', 'v.created_at', 'v.present', 'h.name as host_name', 'pol.storage_id'])
+      .where('v.name', '=', vm.name)
+      .where('v.id', '!=', vm.id)
+      .execute();
+    const others = rows.filter((o) => toBool(o.present) && o.uuid.toLowerCase() !== vm.uuid.toLowerCase() && (o.storage_id === null || o.storage_id === storage.id));
+    if (others.length === 0) return;
+    let repo: string;
+    try {
+      repo = repositoryPath(storage.path, vm.name);
+    } catch {
+      return; // the backup refuses the name itself
+    }
+    const owner = await fs.readFile(path.join(repo, 'backroll-vm.json'), 'utf8').then(
+      (t) => (JSON.parse(t) as { vmUuid?: string }).vmUuid?.toLowerCase() ?? null,
+      () => null,
+    );
+    if (owner === vm.uuid.toLowerCase()) return;
+    let holder = owner === null ? undefined : others.find((o) => o.uuid.toLowerCase() === owner);
+    if (owner === null) {
+      const first = [...others, { id: vm.id, uuid: vm.uuid, created_at: vm.created_at, host_name: host.name }].sort((a, b) => a.created_at.localeCompare(b.created_at) || a.id.localeCompare(b.id))[0]!;
+      if (first.id === vm.id) return;
+      holder = others.find((o) => o.id === first.id);
+    }
+    if (!holder) return; // owned by a VM not in the inventory: the repository store refuses it (BACKUP.REPOSITORY_OWNED_BY_OTHER_VM)
+    throw conflict(
+      'BACKUP.VM_NAME_SHARED',
+      `VM ${JSON.stringify(vm.name)} on host ${host.name} has the same name as VM ${JSON.stringify(vm.name)} (uuid ${holder.uuid}) on host ${holder.host_name}, ` +
+        `whose backups ${owner === null ? 'get' : 'are in'} the repository ${repo} (one repository per VM name, <storage>/<vm name>, as in BackROLL): this VM is not backed up there. ` +
+        `Rename one of the two VMs (virsh domrename; the renamed VM gets its own repository), or, if the VM on ${holder.host_name} no longer exists, refresh that host's inventory`,
+      { vmId: vm.id, repository: repo, otherVmId: holder.id, otherVmUuid: holder.uuid, otherHost: holder.host_name },
+    );
   }
 
   /** Backup-eligible VMs of the pool's connected hosts: present, not a CloudStack system VM. */

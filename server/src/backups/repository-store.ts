@@ -228,7 +228,7 @@ export class RepositoryStore {
 export function ownedByOther(repo: string, owner: RepositoryOwner, vmUuid: string): AppError {
   return conflict(
     'BACKUP.REPOSITORY_OWNED_BY_OTHER_VM',
-    `the repository ${repo} belongs to another VM (uuid ${owner.vmUuid}, named ${JSON.stringify(owner.vmName)}) than ${vmUuid}: rename one of the VMs or move the old repository away`,
+    `the repository ${repo} belongs to another VM (uuid ${owner.vmUuid}, named ${JSON.stringify(owner.vmName)}) than ${vmUuid}: rename one of the two VMs (virsh domrename; each VM name has its own <storage>/<vm name> repository), or, if VM ${owner.vmUuid} is gone for good, move ${repo} away`,
     { repository: repo, ownerUuid: owner.vmUuid, vmUuid },
   );
 }
