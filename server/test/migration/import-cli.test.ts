@@ -136,7 +136,8 @@ describe('backroll import backroll', () => {
     expect(storages).toEqual([expect.objectContaining({ name: 'nfs-backup', path: storageDir })]);
     expect(hooks).toEqual([expect.objectContaining({ name: 'slack-ops', kind: 'slack', urlHint: 'https://hooks.slack.com/…', events: ['backup.succeeded', 'backup.failed', 'restore.succeeded', 'restore.failed'] })]);
     expect(connectors).toEqual([expect.objectContaining({ name: 'cloudstack-zone1', endpointUrl: 'https://cloud.example.test/client/api', apiKeySet: true, secretKeySet: true, verifyTls: true })]);
-    const byName = <T extends { name: string }>(items: T[]) => Object.fromEntries(items.map((i) => [i.name, i]));
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    const byName = (items: Array<{ name: string }>): Record<string, any> => Object.fromEntries(items.map((i) => [i.name, i]));
     const pol = byName(policies);
     expect(pol.nightly).toMatchObject({
       schedule: '30 1 * * *',
