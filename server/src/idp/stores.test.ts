@@ -253,6 +253,52 @@ describe('login throttle', () => {
     t.recordFailure('ip', 61_000);
     expect(t.retryAfterMs('ip', 61_000)).toBe(0); // counts from 1 again
   });
+
+  it('counts attempts still being checked: parallel guesses get the free failures, then one at a time', () => {
+    const t = new LoginThrottle(3, 1000, 8000, 60_000);
+    const now = 1_000_000;
+    const slots = Array.from({ length: 6 }, () => t.begin('ip', now));
+    expect(slots.map((s) => s.ok)).toEqual([true, true, true, false, false, false]);
+    for (let i = 0; i < 3; i++) t.end('ip', false, now);
+    // The free failures are used: one guess at a time, and each failure locks the address.
+    expect(t.begin('ip', now)).toMatchObject({ ok: true });
+    expect(t.begin('ip', now)).toMatchObject({ ok: false });
+    t.end('ip', false, now);
+    expect(t.begin('ip', now + 999)).toEqual({ ok: false, retryAfterMs: 1 });
+    // After the lock expires, parallel guesses again get one check, not one each.
+    expect([t.begin('ip', now + 1000), t.begin('ip', now + 1000), t.begin('ip', now + 1000)].map((x) => x.ok)).toEqual([true, false, false]);
+    t.end('ip', false, now + 1000);
+    expect(t.retryAfterMs('ip', now + 1000)).toBe(2000);
+    // A success resets the count; an abandoned attempt (server busy) counts nothing.
+    expect(t.begin('other', now)).toMatchObject({ ok: true });
+    t.abandon('other');
+    expect(t.begin('other', now)).toMatchObject({ ok: true });
+    t.end('other', true, now);
+    expect(t.retryAfterMs('other', now)).toBe(0);
+  });
+
+  it('runs at most maxConcurrentChecks password checks at once and refuses beyond the queue', async () => {
+    const t = new LoginThrottle(5, 1000, 8000, 60_000, 10_000, 2, 3);
+    let active = 0;
+    let peak = 0;
+    const release: Array<() => void> = [];
+    const job = () =>
+      t.check(async () => {
+        active++;
+        peak = Math.max(peak, active);
+        await new Promise<void>((r) => release.push(r));
+        active--;
+      });
+    const running = Array.from({ length: 5 }, job);
+    await expect(job()).rejects.toMatchObject({ code: 'IDP.BUSY' });
+    while (release.length > 0 || active > 0) {
+      await new Promise((r) => setTimeout(r, 5));
+      release.splice(0).forEach((r) => r());
+    }
+    await Promise.all(running);
+    expect(peak).toBe(2);
+    expect(t.peakChecks).toBe(2);
+  });
 });
 
 describe('in-memory adapter', () => {
