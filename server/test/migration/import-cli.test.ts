@@ -121,6 +121,8 @@ describe('backroll import backroll', () => {
     const done = JSON.parse(applied.stdout);
     expect(done.mode).toBe('apply');
     expect(done.summary).toMatchObject({ created: 9, exists: 0, failed: 0, blocked: 0 });
+    const hostIds = done.mapped.filter((m: { kind: string }) => m.kind === 'host').map((m: { name: string; id: string }) => `${m.name}: POST /api/v2/hosts/${m.id}/connect`);
+    expect(done.operatorActions.find((a: { id: string }) => a.id === 'connect-hosts').targets).toEqual(hostIds);
     expect(await fx.snapshot()).toBe(sourceBefore);
 
     // A Backroll server on the same database and data dir sees everything.

@@ -72,6 +72,20 @@ export interface ApplyOptions {
   probePath?: (path: string) => Promise<string | null>;
 }
 
+/** The ids the operator needs for the API calls an action names, once the resources exist. */
+function withIds(action: OperatorAction, mapped: ResourceOutcome[]): OperatorAction {
+  const known = (kind: ResourceKind) => mapped.filter((m) => m.kind === kind && m.id && m.id !== '(new)');
+  if (action.id === 'connect-hosts') {
+    const hosts = known('host');
+    return hosts.length ? { ...action, targets: hosts.map((h) => `${h.name}: POST /api/v2/hosts/${h.id}/connect`) } : action;
+  }
+  if (action.id === 'enable-policies' && action.targets) {
+    const ids = new Map(known('policy').map((p) => [p.name, p.id]));
+    return { ...action, targets: action.targets.map((name) => (ids.has(name) ? `${name}: PATCH /api/v2/policies/${ids.get(name)}` : name)) };
+  }
+  return action;
+}
+
 export async function applyPlan(source: BackrollSource, plan: ImportPlan, opts: ApplyOptions): Promise<ImportReport> {
   const existing = opts.existing;
   const dry = opts.targets === undefined;
@@ -160,6 +174,6 @@ export async function applyPlan(source: BackrollSource, plan: ImportPlan, opts: 
     summary,
     mapped,
     notMapped: plan.notMapped,
-    operatorActions: plan.operatorActions,
+    operatorActions: plan.operatorActions.map((a) => withIds(a, mapped)),
   };
 }
