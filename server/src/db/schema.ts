@@ -169,6 +169,7 @@ export interface TaskLogTable {
   message: string;
 }
 
+/** Unique (vm_id, repository, epoch) since 0004 (0001 had (vm_id, epoch)). */
 export interface RestorePointTable {
   id: string;
   vm_id: string;
