@@ -43,6 +43,8 @@ describeWhenAvailable('available suite', null, () => {
 });
 `,
     );
+    // A whole file that vanishes: its only suite is an empty skipped one.
+    fs.writeFileSync(path.join(dir, 'empty.test.ts'), "import { describe } from 'vitest';\ndescribe.skip('queue dashboard on redis (skipped: down)', () => {});\n");
     report = path.join(dir, 'report.json');
     const r = spawnSync(process.execPath, [VITEST, 'run', '--root', dir, '--config', path.join(dir, 'vitest.config.mjs'), '--reporter=json', `--outputFile=${report}`], {
       cwd: dir,
@@ -67,13 +69,14 @@ describeWhenAvailable('available suite', null, () => {
         ['available suite runs', 'passed'],
       ]),
     );
-    expect(names.some(([n]: [string]) => n.startsWith('an empty skipped suite'))).toBe(false);
+    expect(names.some(([n]: [string]) => n.startsWith('an empty skipped suite') || n.startsWith('queue dashboard'))).toBe(false);
     expect(names).toHaveLength(3);
   });
 
-  it('summary.mjs counts the skips and passes outside CI', () => {
+  it('summary.mjs counts the skips, and a file that registered no test as one, and passes outside CI', () => {
     const r = spawnSync(process.execPath, [SUMMARY, report], { env: cleanEnv(false), encoding: 'utf8' });
-    expect(r.stdout).toContain('1 passed, 0 failed, 2 skipped');
+    expect(r.stdout).toContain('1 passed, 0 failed, 3 skipped');
+    expect(r.stdout).toContain(`registered no test: ${path.join(dir, 'empty.test.ts')}`);
     expect(r.stdout).toContain('job contract on postgres');
     expect(r.status).toBe(0);
   });
@@ -81,7 +84,7 @@ describeWhenAvailable('available suite', null, () => {
   it('summary.mjs fails CI on the skips and names the missing component', () => {
     const r = spawnSync(process.execPath, [SUMMARY, report], { env: cleanEnv(true), encoding: 'utf8' });
     expect(r.status).toBe(1);
-    expect(r.stdout).toContain('1 passed, 0 failed, 2 skipped');
+    expect(r.stdout).toContain('1 passed, 0 failed, 3 skipped');
     expect(r.stdout).toContain('postgres at 127.0.0.1:5432 is not reachable');
     expect(r.stdout).toContain('mysql at 127.0.0.1:3306 is not reachable');
     expect(r.stdout).toContain('CI runs with no test skipped');
