@@ -404,9 +404,17 @@ export class RestoreEngine {
     }
     const uuid = randomUUID();
     const xmlDisks = parseDomainXml(xml).disks;
-    const chains = await this.expectedChains(src, await this.currentDisks(this.control(opts.sourceHost), vm).catch(() => new Map<string, CurrentDisk>()));
+    const current = await this.currentDisks(this.control(opts.sourceHost), vm).catch(() => new Map<string, CurrentDisk>());
+    const chains = await this.expectedChains(src, current);
     const formatOf = (t: string, recorded: string | null) => recorded ?? xmlDisks.find((x) => x.target === t)?.format ?? 'raw';
-    const disks = src.disks.map((d) => ({ disk: d, path: newDiskPath(d.path, opts.newName, d.target, opts.directory) }));
+    // Next to the disk the restore point recorded (or, BackROLL's, the VM's disk now), never in a directory an archive's item path names.
+    const disks = src.disks.map((d) => {
+      const beside = d.backingChain !== null ? d.path : current.get(d.target)?.path;
+      if (!opts.directory && !beside) {
+        throw restoreError(RestoreErrorCode.DIRECTORY_INVALID, `the restore point does not record where disk ${d.target} was, and VM ${JSON.stringify(vm.name)} has no disk ${d.target} now: give a directory for the new VM's disks`, { reason: 'missing', target: d.target });
+      }
+      return { disk: d, path: newDiskPath(beside ?? d.path, opts.newName, d.target, opts.directory) };
+    });
     for (const d of disks) {
       if ((await files.deviceOf(path.dirname(d.path))) === null) {
         throw restoreError(RestoreErrorCode.DIRECTORY_INVALID, `directory ${path.dirname(d.path)} does not exist on this worker`, { reason: 'missing', directory: path.dirname(d.path) });

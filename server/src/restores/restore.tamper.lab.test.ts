@@ -20,7 +20,7 @@ import { RestorePointRepository, type RestorePointDisk } from '../backups/restor
 import { migrateToLatest, openDatabase, type Db } from '../db/database.js';
 import type { TaskContext } from '../tasks/task-context.js';
 import { nodeRestoreFiles } from './restore-files.js';
-import { backupVm, cloneVm, HAVE_BORG, rawSha, removeClone, run, sha256File, storeTemplate, type CloneVm } from './restore-lab-fixtures.js';
+import { backupVm, cloneVm, HAVE_BORG, rawSha, removeClone, removeVm, run, sha256File, storeTemplate, type CloneVm } from './restore-lab-fixtures.js';
 import { RestoreRepository } from './restore.repository.js';
 import { RestoreService, type VmLocks } from './restore.service.js';
 
@@ -51,6 +51,7 @@ describe.skipIf(skipReason !== '')(`restores from a tampered repository, against
   const dataDir = path.join(root, 'data');
   const env = { BORG_PASSPHRASE: '', BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes' };
   const clones: CloneVm[] = [];
+  const newVms: string[] = [];
   let pool: SshPool;
   let db: Db;
   let hostId: string;
@@ -138,6 +139,7 @@ describe.skipIf(skipReason !== '')(`restores from a tampered repository, against
   afterAll(async () => {
     pool?.closeAll();
     await db?.destroy();
+    for (const uuid of newVms) removeVm(h, uuid);
     for (const vm of clones) removeClone(h, vm);
     spawnSync('chattr', ['-R', '-i', root]);
     fs.rmSync(root, { recursive: true, force: true });
@@ -177,6 +179,12 @@ describe.skipIf(skipReason !== '')(`restores from a tampered repository, against
     expect(sha256File(victim)).toBe(victimBefore);
     expect(fs.readdirSync(victimDir)).toEqual(['victim.img']);
     expect(rawSha(vm.disks[0]!.path)).toBe(evilSha);
+
+    // As a new VM: its disk goes next to the VM's disk, not into the directory the item path names.
+    const copy = (await service.run({ vmId, restorePointId: found, mode: 'new-vm', newName: `${vm.name}-copy`, hostId, start: false }, taskContext())) as { vm: { uuid: string }; disks: Array<{ path: string }> };
+    newVms.push(copy.vm.uuid);
+    expect(path.dirname(copy.disks[0]!.path)).toBe(vm.dir);
+    expect(fs.readdirSync(victimDir)).toEqual(['victim.img']);
   });
 
   it('a restored image naming a backing file the restore point did not record: refused, nothing put back', async () => {
