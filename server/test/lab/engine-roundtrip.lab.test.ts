@@ -67,6 +67,9 @@ describe.skipIf(reason !== '')(`engine backup → engine restore of the two-disk
     await migrateToLatest(db);
     const inv = await insertInventory(db, l, path.join(tmp, 'storage'), { encryption: 'none', quiesce: 'preferred' });
     hostId = inv.hosts.get('kvmhost2')!;
+    // Only the clones are known to this installation: the lab VMs of the same names on kvmhost1
+    // would own `<storage>/<vm name>` (BACKUP.VM_NAME_SHARED).
+    await db.deleteFrom('virtual_machines').execute();
     // Production defaults: no shortened lock lease or shutdown timeout.
     backup = createBackupModule({ db, dataDir, hosts: sshHostAccess(new BackupLookup(db), l.clientKeyPath) });
     restores = createRestoreModule({ db, backup });
