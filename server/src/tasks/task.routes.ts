@@ -95,6 +95,7 @@ const SubmitBody = Type.Object(
  */
 const OWN_ROUTES: Readonly<Record<string, string>> = {
   'vm.backup': 'POST /api/v2/virtual-machines/{id}/backups',
+  'pool.backup': 'POST /api/v2/pools/{id}/backup',
   'vm.restore': 'POST /api/v2/virtual-machines/{id}/restores',
   'restore-point.delete': 'DELETE /api/v2/virtual-machines/{id}/restore-points/{restorePointId}',
   'repository.verify': 'POST /api/v2/virtual-machines/{id}/repository/verify',

@@ -107,8 +107,8 @@ describe.skipIf(!lab || borgMissing)(`backup API on the KVM lab${reason}`, () =>
   }, 180_000);
 
   it('pool.backup fans out one vm.backup per eligible VM of the connected hosts', async () => {
-    const res = await t.api('POST', '/api/v2/tasks', { body: { kind: 'pool.backup', payload: { poolId } } });
-    expect(res.status, res.text).toBe(201);
+    const res = await t.api('POST', `/api/v2/pools/${poolId}/backup`);
+    expect(res.status, res.text).toBe(202);
     const parent = await waitTask(res.body.id);
     expect(parent.state, JSON.stringify(parent)).toBe('succeeded');
     const children = await t.api('GET', `/api/v2/tasks?parentId=${res.body.id}`);
