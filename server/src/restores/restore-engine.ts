@@ -6,6 +6,7 @@
  * <epoch>`) until the VM runs again. Any failure puts every original back and restarts the VM.
  */
 import { randomUUID } from 'node:crypto';
+import { lstat } from 'node:fs/promises';
 import path from 'node:path';
 import type { BorgReader } from '../adapters/borg/extract.js';
 import type { ImageTool } from '../adapters/qemu-img/check.js';
@@ -294,8 +295,8 @@ export class RestoreEngine {
   /**
    * After a worker died mid-restore (task `interrupted`), decided from the files next to the
    * disks, never from whether the VM runs. Per disk: a kept original (`.backroll-replaced-`)
-   * without the temporary file means that disk was swapped; with it, only the link was made
-   * (the disk is still the original). Then:
+   * that is another file (inode) than the disk means that disk was swapped; the same file means
+   * only the link was made (the disk is still the original). Then:
    *  - every disk swapped (each was verified before its swap): the restore is finished — the VM
    *    is started if it ran before (the `.was-running` marker), and the originals go once it runs;
    *  - some but not all swapped: the VM is stopped if something started it, every swapped disk
@@ -316,7 +317,9 @@ export class RestoreEngine {
       const replaced = replacedPathOf(d.path, src.epoch);
       const hasTmp = await files.exists(tmp);
       const hasReplaced = await files.exists(replaced);
-      disks.push({ d, tmp, replaced, hasTmp, hasReplaced, swapped: hasReplaced && !hasTmp });
+      // Swapped: the kept original is no longer the file at the disk's path (another inode).
+      const hasDisk = await files.exists(d.path);
+      disks.push({ d, tmp, replaced, hasTmp, hasReplaced, hasDisk, swapped: hasReplaced && hasDisk && !(await sameFile(replaced, d.path)) });
     }
     const swapped = disks.filter((x) => x.swapped);
     const active = () => ctl.state(vm.uuid).then((s) => ACTIVE_STATES.has(s));
@@ -345,8 +348,8 @@ export class RestoreEngine {
           await files.rename(x.replaced, x.d.path);
           await log(`${x.d.target}: put the original disk back from ${x.replaced} (the restore did not finish; retry it)`);
         } else if (x.hasReplaced) {
-          // Only the link was made: the disk is still the original (or, if it vanished, the link is).
-          if (await files.exists(x.d.path)) await files.remove(x.replaced);
+          // Only the link was made: the disk is the very same file, the extra name goes (a vanished disk gets it back).
+          if (x.hasDisk) await files.remove(x.replaced);
           else await files.rename(x.replaced, x.d.path);
           await log(`${x.d.target}: ${x.d.path} had not been swapped; dropped the extra link ${x.replaced}`);
         }
@@ -699,5 +702,15 @@ export class RestoreEngine {
     } catch (err) {
       throw restoreError(RestoreErrorCode.START_FAILED, `the VM did not start: ${(err as AppError).message}`, undefined, err);
     }
+  }
+}
+
+/** Whether two paths name the same file (device and inode); false when either is missing. */
+async function sameFile(a: string, b: string): Promise<boolean> {
+  try {
+    const [x, y] = await Promise.all([lstat(a), lstat(b)]);
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return false;
   }
 }

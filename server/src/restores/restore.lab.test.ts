@@ -279,7 +279,7 @@ describe.skipIf(skipReason !== '')(`restores against the KVM lab${skipReason}`, 
     expect(leftovers(vm.dir)).toEqual([]);
   }, 120_000);
 
-  it('recovery after a worker died mid-restore: originals back for a VM that does not run; kept files dropped for one that runs', async () => {
+  it('recovery after a worker died mid-restore decides from the files: every disk swapped = the restore is finished; kept files dropped for a VM that runs', async () => {
     const { vm, vmId, rpId, backup } = prepare('vm-stopped', `rst-${tag}-recover`, false);
     const d = vm.disks[0]!;
     const original = rawSha(d.path);
@@ -289,12 +289,15 @@ describe.skipIf(skipReason !== '')(`restores against the KVM lab${skipReason}`, 
     scribble(h, { ...vm, disks: [{ ...d, path: `${d.path}.new` }] }, 'vda', false);
     fs.renameSync(`${d.path}.new`, d.path);
     fs.writeFileSync(`${d.path}.backroll-restore-${backup.epoch}.tmp`, 'partial');
-    expect(rawSha(d.path)).not.toBe(original);
+    const restored = rawSha(d.path);
+    expect(restored).not.toBe(original);
     const lines: string[] = [];
     await service().recover({ vmId, restorePointId: rpId, mode: 'in-place' }, async (m) => void lines.push(m));
-    expect(rawSha(d.path)).toBe(original);
+    // The only disk was swapped (the kept original is another file): the restore had finished; the VM did not run before.
+    expect(rawSha(d.path)).toBe(restored);
     expect(leftovers(vm.dir)).toEqual([]);
-    expect(lines.join('\n')).toMatch(/put the original disk back/);
+    expect(lines.join('\n')).toMatch(/the restore had finished swapping/);
+    expect(domState(h, vm.uuid)).toBe('shut off');
 
     // Running VM: the restore had completed; the kept original goes.
     virshAs(h, 'start', '--domain', vm.uuid);
