@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { Kysely, sql, MysqlDialect, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, sql, MysqlDialect, PostgresAdapter, PostgresDialect, SqliteDialect } from 'kysely';
 import { Migrator, type Migration, type MigrationProvider } from 'kysely/migration';
 import mysql from 'mysql2';
 import pg from 'pg';
@@ -66,8 +66,10 @@ export interface MigrationReport {
 export async function migrateToLatest(db: Db, dialect?: DatabaseConfig['dialect']): Promise<MigrationReport> {
   // On PostgreSQL the migration tables live in the current schema (search_path), so
   // several Backroll databases can share one PostgreSQL database in separate schemas.
-  const migrationTableSchema =
-    dialect === 'postgres' ? (await sql<{ s: string }>`select current_schema() as s`.execute(db)).rows[0]?.s : undefined;
+  // Without it the migrator would see another schema's kysely_migration_lock and then
+  // fail to find its own. The dialect comes from the connection when not given.
+  const postgres = dialect ? dialect === 'postgres' : db.getExecutor().adapter instanceof PostgresAdapter;
+  const migrationTableSchema = postgres ? (await sql<{ s: string }>`select current_schema() as s`.execute(db)).rows[0]?.s : undefined;
   const migrator = new Migrator({ db, provider: new StaticMigrationProvider(), migrationTableSchema });
   const { error, results } = await migrator.migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
