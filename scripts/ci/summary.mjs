@@ -4,14 +4,20 @@
 // CI must run every test, so a skip means a component is missing.
 import fs from 'node:fs';
 
-const [file] = process.argv.slice(2);
-let report;
-try {
-  report = JSON.parse(fs.readFileSync(file, 'utf8'));
-} catch (err) {
-  console.log(`test report ${file} is missing or unreadable: ${err.message}`);
-  console.log('0 passed, 1 failed, 0 skipped');
-  process.exit(1);
+// One or more reports (the suite runs its projects one after the other): their sums.
+const files = process.argv.slice(2);
+const report = { numPassedTests: 0, numFailedTests: 0, numRuntimeErrorTestSuites: 0, numPendingTests: 0, numTodoTests: 0, testResults: [] };
+for (const file of files) {
+  let one;
+  try {
+    one = JSON.parse(fs.readFileSync(file, 'utf8'));
+  } catch (err) {
+    console.log(`test report ${file} is missing or unreadable: ${err.message}`);
+    console.log('0 passed, 1 failed, 0 skipped');
+    process.exit(1);
+  }
+  for (const k of ['numPassedTests', 'numFailedTests', 'numRuntimeErrorTestSuites', 'numPendingTests', 'numTodoTests']) report[k] += one[k] ?? 0;
+  report.testResults.push(...(one.testResults ?? []));
 }
 const passed = report.numPassedTests ?? 0;
 const failed = (report.numFailedTests ?? 0) + (report.numRuntimeErrorTestSuites ?? 0);
