@@ -1,9 +1,9 @@
-import net from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { makeTestCertificates, startCloudStackServer, zoneShape, type CloudStackTestServer, type TestCertificates } from '../support/cloudstack-server.js';
 import { DIALECTS, unavailableReason } from '../support/databases.js';
 import { startTestServer, type ApiResponse, type TestServer } from '../support/server.js';
 import { describeWhenAvailable } from '../support/unavailable.js';
+import { freePort as closedPort } from '../support/ports.js';
 
 const reasons = Object.fromEntries(await Promise.all(DIALECTS.map(async (d) => [d, await unavailableReason(d)] as const)));
 
@@ -14,13 +14,6 @@ const expectProblem = (res: ApiResponse, status: number, code: string) => {
   expect(res.body.detail).toEqual(expect.any(String));
 };
 
-async function closedPort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
 
 for (const dialect of DIALECTS) {
   describeWhenAvailable(`CloudStack connectors on ${dialect}`, reasons[dialect] ?? null, () => {

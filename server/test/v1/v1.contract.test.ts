@@ -7,7 +7,6 @@
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Type } from '@sinclair/typebox';
@@ -16,18 +15,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMachineClient } from '../../src/idp/index.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 import { BackupListInfo, CloudStackClient, RepositoryInfo, Schemas, parseStrict, raw, type Generation } from './cloudstack-client.js';
+import { freePort as closedPort } from '../support/ports.js';
 
 const GENERATIONS: Generation[] = ['2024-12', '2025-04', '2026'];
 const HAVE_BORG = spawnSync('borg', ['--version']).status === 0;
 
-/** A loopback port nothing listens on: SSH to it is refused at once. */
-async function closedPort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
 
 describe('/api/v1 for CloudStack: contract (no lab)', () => {
   let t: TestServer;

@@ -1,8 +1,8 @@
-import net from 'node:net';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { AppError } from '../../errors.js';
 import { makeTestCertificates, POOL_ID, startCloudStackServer, type CloudStackTestServer } from '../../../test/support/cloudstack-server.js';
 import { CloudStackClient, type CloudStackClientOptions } from './cloudstack-client.js';
+import { freePort as closedPort } from '../../../test/support/ports.js';
 
 /** The error a promise rejects with; fails the test when it resolves. */
 async function failure(p: Promise<unknown>): Promise<AppError> {
@@ -21,13 +21,6 @@ function expectNoSecrets(err: AppError, ...secrets: string[]) {
   for (const secret of secrets) expect(seen).not.toContain(secret);
 }
 
-async function closedPort(): Promise<number> {
-  const srv = net.createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
 
 describe('CloudStack client against a signature-checking CloudStack API', () => {
   let cs: CloudStackTestServer;

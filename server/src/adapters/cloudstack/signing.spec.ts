@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { javaUrlEncode } from '../../../test/support/cloudstack-server.js';
 import { commandString, encodeValue, expiresAt, signature, signedBody, UnsignableParameterError } from './signing.js';
 
 /** The example of CloudStack's Developer's Guide, "How to sign an API call with Python". */
@@ -11,17 +12,6 @@ const GUIDE = {
   signature: 'TTpdDq/7j/J58XCRHomKoQXEQds=',
 };
 
-/** Java's URLEncoder, byte by byte: what the management server applies to each decoded value. */
-function javaUrlEncode(value: string): string {
-  let out = '';
-  for (const byte of Buffer.from(value, 'utf8')) {
-    const c = String.fromCharCode(byte);
-    if (/[A-Za-z0-9.\-*_]/.test(c)) out += c;
-    else if (c === ' ') out += '+';
-    else out += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
-  }
-  return out;
-}
 
 /** The server side written out independently: sort, encode, join, lower-case, HMAC-SHA1, base64. */
 function independentSignature(params: Record<string, string>, secret: string): string {
