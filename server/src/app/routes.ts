@@ -17,6 +17,7 @@ import { taskRoutes } from '../tasks/task.routes.js';
 import { vmRoutes } from '../virtual-machines/vm.routes.js';
 import { v1Routes } from '../v1/v1.routes.js';
 import { drRoutes } from '../dr/dr.routes.js';
+import { reindexRoutes } from '../repair/reindex.routes.js';
 
 /** The native API: every resource's routes under /api/v2. */
 export interface ApiContext {
@@ -43,6 +44,7 @@ export async function apiV2Routes(app: FastifyInstance, services: Services, ctx:
       await restoreRoutes(v2, services.restores);
       await taskRoutes(v2, services.tasks, { mode: services.jobs.mode });
       await drRoutes(v2, services.dr, services.drSelfBackup);
+      await reindexRoutes(v2, { reindex: services.reindex, tasks: services.tasks });
       await scheduleRoutes(v2, { policies: services.policies, firing: services.jobs.firing });
       if (ctx.queueBoard) await boardSessionRoutes(v2, ctx.queueBoard);
       await clientRoutes(v2, { dataDir: ctx.dataDir, secretBox: ctx.secretBox, issuer: ctx.issuer, embedded: ctx.embeddedIdp });

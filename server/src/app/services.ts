@@ -32,6 +32,8 @@ import { createRestoreModule, registerRestoreHandlers } from '../restores/index.
 import { registerInventoryHandlers } from '../virtual-machines/inventory.tasks.js';
 import { DrService } from '../dr/dr.service.js';
 import { DrSelfBackup } from '../dr/dr-self-backup.js';
+import { createReindex } from '../repair/index.js';
+import { registerReindexHandler } from '../repair/reindex.routes.js';
 import type { JobLogger } from '../tasks/task-lifecycle.js';
 import { VERSION } from '../version.js';
 
@@ -119,6 +121,9 @@ export function createServices(deps: ServiceDeps) {
     submit: (kind, payload, opts) => jobs.tasks.submit(kind, payload, opts) }).service;
   registerRestoreHandlers(jobs.tasks, restores);
   registerInventoryHandlers(jobs.tasks, inventory);
+  // system.reindex: the restore-point index rebuilt from the repositories (backroll repair reindex).
+  const reindex = createReindex(deps.db, backupModule);
+  registerReindexHandler(jobs.tasks, reindex);
   const dr = new DrService(deps.db, config.dataDir, VERSION);
   const storageRepo = new StorageRepository(deps.db);
   const drSelfBackup = new DrSelfBackup(
@@ -128,7 +133,7 @@ export function createServices(deps: ServiceDeps) {
     clock,
     logger,
   );
-  return { clock, storages, hooks, connectors, policies, pools, hosts, hostConnections, vms, inventory, tasks: jobs.tasks, jobs, backups, backupModule, restores, dr, drSelfBackup };
+  return { clock, storages, hooks, connectors, policies, pools, hosts, hostConnections, vms, inventory, tasks: jobs.tasks, jobs, backups, backupModule, restores, dr, drSelfBackup, reindex };
 }
 
 export type Services = ReturnType<typeof createServices>;

@@ -164,6 +164,7 @@ export async function main(argv: string[]): Promise<void> {
     });
 
   registerDrCommands(program, config);
+  (await import('./repair-commands.js')).registerRepairCommands(program, config);
   (await import('./import-commands.js')).registerImportCommands(program, config);
   registerClientCommands(program);
   await program.parseAsync(argv);
