@@ -20,6 +20,7 @@ import { applyTaskHandlers } from './task-handlers.js';
 import type { TaskService } from '../tasks/task.service.js';
 import { sql } from 'kysely';
 import { VERSION } from '../version.js';
+import { INSECURE_PUBLIC_URL, insecurePublicUrlWarning } from '../config/public-url.js';
 
 export interface RunningServer {
   config: Config;
@@ -90,6 +91,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       logger.warn('no worker role in embedded mode: tasks stay queued until a process with the worker role runs on this database');
     }
     if (roles.includes('api')) {
+      const insecure = insecurePublicUrlWarning(config.publicUrl);
+      if (insecure) logger.warn({ code: INSECURE_PUBLIC_URL, publicUrl: config.publicUrl }, insecure);
       const queueBoard = services.jobs.mode === 'distributed' ? new BoardSessions(secretBox, config.publicUrl.startsWith('https:')) : undefined;
       // The embedded provider's keys are fetched over loopback once the server listens,
       // through the same verification path an external issuer uses.
