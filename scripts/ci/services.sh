@@ -14,6 +14,10 @@ command -v redis-server >/dev/null || need_pkgs+=(redis-server)
 command -v psql >/dev/null || need_pkgs+=(postgresql-client)
 # systemd-analyze lints deploy/systemd (no running systemd is needed).
 command -v systemd-analyze >/dev/null || need_pkgs+=(systemd)
+# nginx -t / caddy validate check deploy/proxy; test/deploy/proxy.test.ts runs its own nginx on free ports
+# (the packages' services are not started: no systemd, policy-rc.d).
+[ -x /usr/sbin/nginx ] || need_pkgs+=(nginx-light)
+command -v caddy >/dev/null || need_pkgs+=(caddy)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   log "installing ${need_pkgs[*]}"
   apt-get update -qq
