@@ -217,7 +217,12 @@ export class ReindexService {
       return { names: null, error: `cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): is it mounted?` };
     }
     if (only !== undefined) return { names: [only], error: null };
-    const entries = await fs.readdir(s.path, { withFileTypes: true });
+    let entries;
+    try {
+      entries = await fs.readdir(s.path, { withFileTypes: true });
+    } catch (err) {
+      return { names: null, error: `cannot be listed (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})` };
+    }
     // Symbolic links are listed (and refused with a reason); files and reserved directories are not repositories.
     const names = entries.filter((e) => (e.isDirectory() || e.isSymbolicLink()) && !NOT_REPOSITORIES.has(e.name)).map((e) => e.name);
     return { names: names.sort(), error: null };
@@ -253,11 +258,10 @@ export class ReindexService {
     }
     if (st.isSymbolicLink()) return refuse(`${repo} is a symbolic link: a repository must be a directory of the storage itself (move the repository there instead of linking it)`);
     if (!st.isDirectory()) return refuse(`${repo} is not a directory`, 'not-a-repository');
-    const real = await fs.realpath(repo);
-    if (real !== path.join(await fs.realpath(s.path), name)) return refuse(`${repo} resolves to ${real}, outside the storage ${s.path}`);
-    if (!(await this.deps.store.isRepository(repo))) return refuse(`${repo} holds no borg repository`, 'not-a-repository');
-
     try {
+      const real = await fs.realpath(repo);
+      if (real !== path.join(await fs.realpath(s.path), name)) return refuse(`${repo} resolves to ${real}, outside the storage ${s.path}`);
+      if (!(await this.deps.store.isRepository(repo))) return refuse(`${repo} holds no borg repository`, 'not-a-repository');
       const owner = await this.deps.store.readOwner(repo).catch(() => null);
       const ownerUuid = owner && isUuid(owner.vmUuid) ? owner.vmUuid.toLowerCase() : null;
       const access = await this.deps.store.access(repo, null);
