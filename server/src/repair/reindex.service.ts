@@ -198,7 +198,7 @@ export class ReindexService {
     const rows = await this.deps.db.selectFrom('storages').select(['id', 'name', 'path']).orderBy('name').execute();
     if (which === undefined) return rows;
     const found = rows.filter((r) => r.id === which || r.name === which);
-    if (found.length === 0) throw notFound('STORAGE.NOT_FOUND', `no storage with the id or name ${JSON.stringify(which)} (backroll lists them: GET /api/v2/storages)`, { storage: which });
+    if (found.length === 0) throw notFound('STORAGE.NOT_FOUND', `no storage with the id or name ${JSON.stringify(which)} (GET /api/v2/storages lists them)`, { storage: which });
     return found;
   }
 
