@@ -6,7 +6,9 @@
  *   - nginx.conf for real: nginx runs it (ports and certificate swapped for test ones) in front
  *     of a real Backroll server with BACKROLL_TRUST_PROXY; over HTTPS the health check answers,
  *     plain http redirects to https, and a task's Server-Sent Events arrive through the proxy
- *     while the task still runs (nothing buffered until the stream ends).
+ *     while the task still runs (nothing buffered until the stream ends);
+ *   - the Caddyfile for real too (its own CA instead of ACME, test ports): HTTPS, and the
+ *     events streamed uncompressed while the task runs.
  * CI installs nginx-light and caddy (scripts/ci/services.sh): their absence fails, never skips.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -192,6 +194,90 @@ describe('reverse-proxy examples (deploy/proxy)', () => {
       });
       await firstSeen;
       // The task is still running (it waits for `release`): the event was not held back until the end.
+      expect((await t.api('GET', `/api/v2/tasks/${task.id}`)).body.state).toBe('running');
+      expect(got.join('')).not.toContain('last line');
+      release();
+    });
+  });
+
+  describe('Caddy in front of a real Backroll', () => {
+    let t: TestServer;
+    let caddy: ChildProcess | undefined;
+    let ca = '';
+    let httpsPort: number;
+    let release: () => void = () => {};
+    const released = new Promise<void>((r) => (release = r));
+    let log = '';
+
+    beforeAll(async () => {
+      t = await startTestServer('sqlite', { BACKROLL_TRUST_PROXY: '127.0.0.1' }, {
+        handlers: (tasks) =>
+          tasks.registerHandler('test.proxy-stream', async (_p, ctx) => {
+            await ctx.log('info', 'first line, while the task runs');
+            await released;
+            await ctx.log('info', 'last line');
+            return { ok: true };
+          }),
+      });
+      const home = tmp();
+      httpsPort = await freePort();
+      const httpPort = await freePort();
+      const upstream = Number(new URL(t.url).port);
+      // The example as shipped, but for 127.0.0.1 on test ports with Caddy's own CA (no ACME, no trust-store change).
+      const site = fs
+        .readFileSync(path.join(PROXY, 'Caddyfile'), 'utf8')
+        .replace('backroll.example.com {', `https://127.0.0.1:${httpsPort} {\n\ttls internal`)
+        .replaceAll('127.0.0.1:5050', `127.0.0.1:${upstream}`);
+      const file = path.join(home, 'Caddyfile');
+      fs.writeFileSync(file, `{\n\tadmin off\n\tskip_install_trust\n\thttp_port ${httpPort}\n\thttps_port ${httpsPort}\n\tstorage file_system ${home}/data\n}\n\n${site}`);
+      caddy = spawn(CADDY!, ['run', '--adapter', 'caddyfile', '--config', file], {
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home, XDG_DATA_HOME: home, XDG_CONFIG_HOME: home },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
+      caddy.stderr!.setEncoding('utf8').on('data', (d: string) => (log = (log + d).slice(-20_000)));
+      const root = path.join(home, 'data', 'pki', 'authorities', 'local', 'root.crt');
+      for (let i = 0; i < 150; i++) {
+        if (fs.existsSync(root)) {
+          ca = fs.readFileSync(root, 'utf8');
+          if (await get(`https://127.0.0.1:${httpsPort}/api/health`, ca).then(() => true, () => false)) return;
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error(`caddy did not answer: ${log}`);
+    });
+    afterAll(async () => {
+      release();
+      if (caddy && caddy.exitCode === null) {
+        const exited = new Promise((r) => caddy!.once('exit', r));
+        caddy.kill('SIGTERM');
+        await exited;
+      }
+      await t?.close();
+    });
+
+    it('answers over HTTPS', async () => {
+      const health = await get(`https://127.0.0.1:${httpsPort}/api/health`, ca);
+      expect(health.status, log).toBe(200);
+      expect(JSON.parse(health.body)).toMatchObject({ status: 'ok' });
+    });
+
+    it("streams a task's events through the proxy while it runs", async () => {
+      const task = await t.server.services.tasks.submit('test.proxy-stream', {}, {});
+      const got: string[] = [];
+      await new Promise<void>((resolve, reject) => {
+        const req = https.get(`https://127.0.0.1:${httpsPort}/api/v2/tasks/${task.id}/events`, { ca, headers: { authorization: `Bearer ${t.adminToken}`, 'accept-encoding': 'gzip' } }, (res) => {
+          expect(res.statusCode).toBe(200);
+          expect(res.headers['content-type']).toMatch(/^text\/event-stream/);
+          expect(res.headers['content-encoding']).toBeUndefined();
+          res.setEncoding('utf8').on('data', (d: string) => {
+            got.push(d);
+            if (got.join('').includes('first line, while the task runs')) resolve();
+          });
+          res.on('end', () => reject(new Error(`the stream ended before the first log line: ${got.join('')}`)));
+        });
+        req.on('error', reject);
+        setTimeout(() => reject(new Error(`no event through the proxy within 10 s: ${JSON.stringify(got.join(''))}`)), 10_000);
+      });
       expect((await t.api('GET', `/api/v2/tasks/${task.id}`)).body.state).toBe('running');
       expect(got.join('')).not.toContain('last line');
       release();
