@@ -99,6 +99,7 @@ const OWN_ROUTES: Readonly<Record<string, string>> = {
   'vm.restore': 'POST /api/v2/virtual-machines/{id}/restores',
   'restore-point.delete': 'DELETE /api/v2/virtual-machines/{id}/restore-points/{restorePointId}',
   'repository.verify': 'POST /api/v2/virtual-machines/{id}/repository/verify',
+  'system.reindex': 'POST /api/v2/system/reindex',
 };
 
 /** `user:<name>` or `client:<id>`: who started or changed a task, from the verified token. */

@@ -126,6 +126,10 @@ describeWhenAvailable('POST /api/v2/system/reindex', HAVE_BORG ? null : 'borg is
     expect((await t.api('POST', '/api/v2/system/reindex', { body: { storage: 'nope' } })).body.code).toBe('STORAGE.NOT_FOUND');
     expect((await t.api('POST', '/api/v2/system/reindex', { body: { attachToHost: 'nope' } })).body.code).toBe('HOST.NOT_FOUND');
     expect((await t.api('POST', '/api/v2/system/reindex', { body: { bogus: 1 } })).status).toBe(400);
+    // The generic task route does not start it with an unchecked payload.
+    const generic = await t.api('POST', '/api/v2/tasks', { body: { kind: 'system.reindex', payload: { repository: '..' } } });
+    expect(generic.status).toBe(400);
+    expect(generic.body).toMatchObject({ code: 'TASK.KIND_HAS_OWN_ROUTE', detail: expect.stringContaining('POST /api/v2/system/reindex') });
   });
 
   it('dry run: reports every repository, writes nothing; the task shows its progress', async () => {
