@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { mount } from '@vue/test-utils';
 import PrunePreview from './PrunePreview.vue';
-import { bytes, reasonInWords, summarize, type PrunePoint } from './prune';
+import { bytes, fromServerPrune, reasonInWords, summarize, type PrunePoint } from './prune';
 
 const GiB = 1024 ** 3;
 /** Ten daily points (newest 2026-12-02) under "daily 3, weekly 2": the server's dry run. */
@@ -78,6 +78,24 @@ describe('PrunePreview', () => {
     const w = mount(PrunePreview, { props: { points } });
     await w.find('[data-test="prune-only-pruned"]').trigger('click');
     expect(w.findAll('tbody tr').map((r) => r.attributes('data-id'))).toEqual(['p5', 'p6']);
+  });
+
+  it("takes the server's dry run as it comes (kept and pruned lists, estimated freed bytes)", () => {
+    const prune = {
+      vmId: 'vm1',
+      kept: [{ restorePointId: 'a', createdAt: '2026-12-02T02:00:00Z', reason: 'daily 1', deduplicatedSize: 10, originalSize: 100 }],
+      pruned: [{ restorePointId: 'b', createdAt: '2026-11-01T02:00:00Z', reason: 'not kept by any rule', deduplicatedSize: 2048, originalSize: 9000 }],
+      freedBytes: 2048,
+      freedBytesEstimated: true,
+    };
+    const pts = fromServerPrune(prune);
+    expect(pts).toEqual([
+      { id: 'a', createdAt: '2026-12-02T02:00:00Z', keep: true, reason: 'daily 1', uniqueBytes: 10, originalBytes: 100 },
+      { id: 'b', createdAt: '2026-11-01T02:00:00Z', keep: false, reason: null, uniqueBytes: 2048, originalBytes: 9000 },
+    ]);
+    const w = mount(PrunePreview, { props: { points: pts, freedBytes: prune.freedBytes, freedEstimated: true } });
+    expect(w.findAll('[data-test="prune-reason"]').map((r) => r.text())).toEqual(['daily 1', 'no rule keeps it']);
+    expect(w.find('[data-test="prune-freed"]').text()).toBe('frees about 2 KiB');
   });
 
   it('shows dates in the policy time zone', () => {

@@ -66,3 +66,32 @@ export function bytes(n: number | null | undefined): string {
   const text = u === 0 ? String(v) : v >= 100 ? v.toFixed(0) : v.toFixed(1).replace(/\.0$/, '');
   return `${n < 0 ? '-' : ''}${text} ${UNITS[u]}`;
 }
+
+/** One restore point of the server's dry run (POST /policies/preview → prune.kept / prune.pruned). */
+export interface ServerPrunePoint {
+  restorePointId: string;
+  createdAt: string;
+  reason: string;
+  deduplicatedSize?: number | null;
+  originalSize?: number | null;
+}
+export interface ServerPrune {
+  vmId: string;
+  kept: ServerPrunePoint[];
+  pruned: ServerPrunePoint[];
+  freedBytes: number | null;
+  freedBytesEstimated?: boolean;
+}
+
+/** The server's two lists as one list of points for the preview. */
+export function fromServerPrune(prune: ServerPrune): PrunePoint[] {
+  const point = (p: ServerPrunePoint, keep: boolean): PrunePoint => ({
+    id: p.restorePointId,
+    createdAt: p.createdAt,
+    keep,
+    reason: keep ? p.reason : null,
+    uniqueBytes: p.deduplicatedSize ?? null,
+    originalBytes: p.originalSize ?? null,
+  });
+  return [...prune.kept.map((p) => point(p, true)), ...prune.pruned.map((p) => point(p, false))];
+}
