@@ -45,8 +45,13 @@ export class TokenVerifier {
       throw this.toAuthError(err);
     }
     const roles = mapRoles(claimAt(payload as Record<string, unknown>, oidc.rolesClaim), oidc.adminRole, oidc.viewerRole);
-    const clientId = typeof payload.client_id === 'string' ? payload.client_id : typeof payload.azp === 'string' ? payload.azp : undefined;
+    const tokenClient = typeof payload.client_id === 'string' ? payload.client_id : typeof payload.azp === 'string' ? payload.azp : undefined;
     const preferred = typeof payload.preferred_username === 'string' ? payload.preferred_username : undefined;
+    // The caller is a machine client only when the token is the client's own (client
+    // credentials: the subject is the client; Keycloak: its service-account user). A person's
+    // token names the app they signed in with (the web console) in azp/client_id too.
+    const clientId =
+      tokenClient !== undefined && (payload.sub === tokenClient || preferred === `service-account-${tokenClient}`) ? tokenClient : undefined;
     if (this.options.clients && clientId !== undefined && payload.sub === clientId && !this.options.clients.exists(clientId)) {
       throw unauthenticated('AUTH.CLIENT_DELETED', `the machine client ${clientId} was deleted; its tokens are no longer accepted (create a new client)`);
     }
@@ -54,7 +59,7 @@ export class TokenVerifier {
       subject: payload.sub as string,
       clientId,
       roles,
-      label: preferred ?? (payload.sub === clientId ? `client:${clientId}` : (payload.sub as string)),
+      label: preferred ?? (clientId !== undefined ? `client:${clientId}` : (payload.sub as string)),
       expiresAt: typeof payload.exp === 'number' ? payload.exp * 1000 : undefined,
     };
   }

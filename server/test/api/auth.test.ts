@@ -131,6 +131,20 @@ describe('authentication and authorisation', () => {
     expect((await t.api('GET', '/api/v2/hosts')).status).toBe(200);
   }, 20_000);
 
+  it('records a person signed in through the web console as that person, not as the console\'s client', async () => {
+    // A user's token from the code flow names the console's client in azp/client_id; only a
+    // token whose subject is the client itself (client credentials) is a machine client.
+    const person = await forge({ azp: 'backroll-web', client_id: 'backroll-web', preferred_username: 'alice' });
+    const started = await t.api('POST', '/api/v2/tasks', { token: person, body: { kind: 'inventory.refresh', payload: null } });
+    expect(started.status, started.text).toBe(201);
+    const task = await t.api('GET', `/api/v2/tasks/${started.body.id}`);
+    expect(task.body.startedBy).toBe('user:alice');
+    // The test server's admin token is a real machine client's (client credentials).
+    const byClient = await t.api('POST', '/api/v2/tasks', { body: { kind: 'inventory.refresh', payload: null } });
+    expect(byClient.status, byClient.text).toBe(201);
+    expect((await t.api('GET', `/api/v2/tasks/${byClient.body.id}`)).body.startedBy).toBe(`client:${decodeJwt(t.adminToken).sub}`);
+  });
+
   it('answers unknown routes with a 404 problem and sets security headers and request ids', async () => {
     const res = await t.api('GET', '/api/v2/nothing-here', { headers: { 'x-request-id': 'trace-123' } });
     expect(res.status).toBe(404);
