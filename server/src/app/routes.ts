@@ -17,6 +17,11 @@ import { taskRoutes } from '../tasks/task.routes.js';
 import { vmRoutes } from '../virtual-machines/vm.routes.js';
 import { v1Routes } from '../v1/v1.routes.js';
 import { drRoutes } from '../dr/dr.routes.js';
+import { consoleConfigRoute, consoleRoutes } from '../console/console.routes.js';
+import { webRoutes } from '../console/web-static.js';
+import type { OidcConfig } from '../config/config.js';
+import { resourceIndicatorFor } from '../idp/provider.js';
+import { VERSION } from '../version.js';
 
 /** The native API: every resource's routes under /api/v2. */
 export interface ApiContext {
@@ -26,6 +31,8 @@ export interface ApiContext {
   embeddedIdp: boolean;
   /** Distributed mode: Bull Board at /admin/queues and its browser sessions. */
   queueBoard?: BoardSessions;
+  /** The web console: its files (BACKROLL_WEB_DIR or web/dist) and its sign-in settings. */
+  console?: { webDir?: string; oidc: OidcConfig };
 }
 
 export async function apiV2Routes(app: FastifyInstance, services: Services, ctx: ApiContext): Promise<void> {
@@ -43,6 +50,7 @@ export async function apiV2Routes(app: FastifyInstance, services: Services, ctx:
       await restoreRoutes(v2, services.restores);
       await taskRoutes(v2, services.tasks, { mode: services.jobs.mode });
       await drRoutes(v2, services.dr, services.drSelfBackup);
+      await consoleRoutes(v2, services.consoleReads, { db: services.consoleReads.db, clock: services.clock });
       await scheduleRoutes(v2, { policies: services.policies, firing: services.jobs.firing });
       if (ctx.queueBoard) await boardSessionRoutes(v2, ctx.queueBoard);
       await clientRoutes(v2, { dataDir: ctx.dataDir, secretBox: ctx.secretBox, issuer: ctx.issuer, embedded: ctx.embeddedIdp });
@@ -51,4 +59,16 @@ export async function apiV2Routes(app: FastifyInstance, services: Services, ctx:
   );
   if (ctx.queueBoard) await mountQueueBoard(app, services.jobs.bullQueues(), ctx.queueBoard);
   await v1Routes(app, services, { issuer: ctx.issuer, embeddedIdp: ctx.embeddedIdp });
+  if (ctx.console) {
+    const { oidc } = ctx.console;
+    await consoleConfigRoute(app, {
+      issuer: oidc.issuer,
+      clientId: oidc.webClientId,
+      redirectUri: oidc.webRedirectUris[0] ?? '',
+      resource: resourceIndicatorFor(oidc.audience),
+      embeddedIdp: oidc.embedded,
+      version: VERSION,
+    });
+    await webRoutes(app, { webDir: ctx.console.webDir, issuer: oidc.issuer });
+  }
 }

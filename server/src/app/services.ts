@@ -34,6 +34,8 @@ import { DrService } from '../dr/dr.service.js';
 import { DrSelfBackup } from '../dr/dr-self-backup.js';
 import type { JobLogger } from '../tasks/task-lifecycle.js';
 import { VERSION } from '../version.js';
+import { ConsoleService } from '../console/dashboard.service.js';
+import { UsageRepository } from '../storages/usage.repository.js';
 
 export interface ServiceDeps {
   db: Db;
@@ -128,7 +130,10 @@ export function createServices(deps: ServiceDeps) {
     clock,
     logger,
   );
-  return { clock, storages, hooks, connectors, policies, pools, hosts, hostConnections, vms, inventory, tasks: jobs.tasks, jobs, backups, backupModule, restores, dr, drSelfBackup };
+  // The web console's read models (dashboard, VM table, storage usage).
+  const storageUsage = new UsageRepository(deps.db);
+  const consoleReads = new ConsoleService(deps.db, storages, storageUsage, clock);
+  return { clock, storageUsage, consoleReads, storages, hooks, connectors, policies, pools, hosts, hostConnections, vms, inventory, tasks: jobs.tasks, jobs, backups, backupModule, restores, dr, drSelfBackup };
 }
 
 export type Services = ReturnType<typeof createServices>;
