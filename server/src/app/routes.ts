@@ -50,7 +50,7 @@ export async function apiV2Routes(app: FastifyInstance, services: Services, ctx:
       await hostConnectionRoutes(v2, services.hostConnections);
       await vmRoutes(v2, services.vms, services.inventory);
       await connectorRoutes(v2, services.connectors);
-      await hookRoutes(v2, services.hooks);
+      await hookRoutes(v2, services.hooks, services.hookDeliveries);
       await backupRoutes(v2, services.backups);
       await restoreRoutes(v2, services.restores);
       await taskRoutes(v2, services.tasks, { mode: services.jobs.mode, streams });

@@ -9,6 +9,7 @@ import type { SecretBox } from '../crypto/secret-box.js';
 import type { Db } from '../db/database.js';
 import { HookRepository } from '../hooks/hook.repository.js';
 import { HookNotifier } from '../hooks/hook.notifier.js';
+import { DeliveryRepository } from '../hooks/delivery.repository.js';
 import { HookService } from '../hooks/hook.service.js';
 import { TaskNotifications, TaskPolicyLookup } from '../hooks/task-notifications.js';
 import { HostRepository } from '../hosts/host.repository.js';
@@ -69,6 +70,8 @@ export function createServices(deps: ServiceDeps) {
   const config = deps.config ?? loadConfig({});
   const logger = deps.logger ?? pino({ level: 'silent' });
   const notifier = new HookNotifier(deps.http ?? fetchPoster, config.hooks, `Backroll/${VERSION}`);
+  const hookDeliveries = new DeliveryRepository(deps.db);
+  notifier.setRecorder((hookId, d) => hookDeliveries.record(hookId, d));
   const storages = new StorageService(new StorageRepository(deps.db), fs, clock);
   const hooks = new HookService(new HookRepository(deps.db), deps.secretBox, clock, notifier);
   const connectors = new ConnectorService(new ConnectorRepository(deps.db), deps.secretBox, clock);
@@ -133,7 +136,7 @@ export function createServices(deps: ServiceDeps) {
   // The web console's read models (dashboard, VM table, storage usage).
   const storageUsage = new UsageRepository(deps.db);
   const consoleReads = new ConsoleService(deps.db, storages, storageUsage, clock);
-  return { clock, storageUsage, consoleReads, storages, hooks, connectors, policies, pools, hosts, hostConnections, vms, inventory, tasks: jobs.tasks, jobs, backups, backupModule, restores, dr, drSelfBackup };
+  return { clock, hookDeliveries, storageUsage, consoleReads, storages, hooks, connectors, policies, pools, hosts, hostConnections, vms, inventory, tasks: jobs.tasks, jobs, backups, backupModule, restores, dr, drSelfBackup };
 }
 
 export type Services = ReturnType<typeof createServices>;
