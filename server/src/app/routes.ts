@@ -52,7 +52,7 @@ export async function apiV2Routes(app: FastifyInstance, services: Services, ctx:
       await connectorRoutes(v2, services.connectors);
       await hookRoutes(v2, services.hooks, services.hookDeliveries);
       await backupRoutes(v2, services.backups);
-      await restoreRoutes(v2, services.restores);
+      await restoreRoutes(v2, services.restores, services.restorePreflight);
       await taskRoutes(v2, services.tasks, { mode: services.jobs.mode, streams });
       await drRoutes(v2, services.dr, services.drSelfBackup);
       await consoleRoutes(v2, services.consoleReads, { db: services.consoleReads.db, clock: services.clock });

@@ -117,11 +117,13 @@ export function createServices(deps: ServiceDeps) {
   const backups = new BackupService(backupModule, jobs.tasks);
   registerBackupHandlers(jobs.tasks, backupModule, backups);
   // The restore side: vm.restore (in place, as a new VM, to a directory) and disk downloads.
-  const restores = createRestoreModule({
+  const restoreModule = createRestoreModule({
     db: deps.db,
     backup: backupModule,
     shutdownGraceMs: config.vmShutdownTimeoutSeconds * 1000,
-    submit: (kind, payload, opts) => jobs.tasks.submit(kind, payload, opts) }).service;
+    submit: (kind, payload, opts) => jobs.tasks.submit(kind, payload, opts) });
+  const restores = restoreModule.service;
+  const restorePreflight = restoreModule.preflight;
   registerRestoreHandlers(jobs.tasks, restores);
   registerInventoryHandlers(jobs.tasks, inventory);
   const dr = new DrService(deps.db, config.dataDir, VERSION);
@@ -136,7 +138,7 @@ export function createServices(deps: ServiceDeps) {
   // The web console's read models (dashboard, VM table, storage usage).
   const storageUsage = new UsageRepository(deps.db);
   const consoleReads = new ConsoleService(deps.db, storages, storageUsage, clock);
-  return { clock, hookDeliveries, storageUsage, consoleReads, storages, hooks, connectors, policies, pools, hosts, hostConnections, vms, inventory, tasks: jobs.tasks, jobs, backups, backupModule, restores, dr, drSelfBackup };
+  return { clock, restorePreflight, hookDeliveries, storageUsage, consoleReads, storages, hooks, connectors, policies, pools, hosts, hostConnections, vms, inventory, tasks: jobs.tasks, jobs, backups, backupModule, restores, dr, drSelfBackup };
 }
 
 export type Services = ReturnType<typeof createServices>;
