@@ -176,7 +176,9 @@ async function benchDialect(dialect) {
   try {
     const t0 = performance.now();
     const counts = await seed(server.db, storageDir);
-    if (dialect === 'postgres') await server.db.executeQuery({ sql: 'analyze', parameters: [], query: { kind: 'RawNode' } }).catch(() => undefined);
+    // As autovacuum would after a bulk load: planner statistics.
+    const { sql } = await import('kysely');
+    if (dialect === 'postgres') await sql`analyze`.execute(server.db);
     const seedSeconds = (performance.now() - t0) / 1000;
     const client = createMachineClient(config.dataDir, server.secretBox, 'bench', 'viewer');
     const tokenRes = await fetch(`${config.oidc.issuer}/token`, {
@@ -241,8 +243,9 @@ async function benchDialect(dialect) {
     return { dialect, counts, seedSeconds, results };
   } finally {
     await server.close();
-    await dropSchema();
-    if (args.includes('--keep')) console.log(`kept ${tmp}`);
+    if (args.includes('--keep')) console.log(`kept ${tmp} ${dbUrl}`);
+    else await dropSchema();
+    if (args.includes('--keep')) {}
     else fs.rmSync(tmp, { recursive: true, force: true });
   }
 }

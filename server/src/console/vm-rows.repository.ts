@@ -76,12 +76,17 @@ function protectionCase(thresholds: Thresholds): RawBuilder<string> {
   return sql<string>`case
     when v.system_vm = 1 or v.present = 0 then 'excluded'
     when pol.enabled = 0 then 'noPolicy'
-    when rp.last_at is null then 'unprotected'
-    when (lt.state is null or lt.state = 'succeeded') and rp.last_at >= ${threshold} then 'protected'
+    when v.rp_last_at is null then 'unprotected'
+    when (lt.state is null or lt.state = 'succeeded') and v.rp_last_at >= ${threshold} then 'protected'
     else 'atRisk' end`;
 }
 
-/** One row per VM with everything the table shows; filter and sort apply to its columns (alias r). */
+/**
+ * One row per VM with everything the table shows; filter and sort apply to its columns (alias r).
+ * Per-VM correlated lookups on covering indexes (PostgreSQL joined a grouped restore-point table
+ * by a nested loop: 0.2 s for 1,000 VMs); the LIMIT keeps the derived table from being flattened
+ * (SQLite would repeat the lookups for every reference).
+ */
 function rowsQuery(thresholds: Thresholds): RawBuilder<unknown> {
   const terminal = sql.join(TERMINAL_STATES.map((s) => sql`${s}`));
   return sql`select
@@ -90,21 +95,22 @@ function rowsQuery(thresholds: Thresholds): RawBuilder<unknown> {
       p.id as pool_id, p.name as pool_name,
       pol.id as policy_id, pol.name as policy_name, pol.enabled as policy_enabled,
       lt.id as last_task_id, lt.state as last_state, coalesce(lt.finished_at, lt.created_at) as last_at, lt.error_code as last_error,
-      rp.n as rp_count, rp.last_at as rp_last_at, rp.orig as rp_orig, rp.dedup as rp_dedup,
+      v.rp_count, v.rp_last_at, v.rp_orig, v.rp_dedup,
       ${protectionCase(thresholds)} as protection
     from (
       select vm.*,
-        (select t.id from tasks t where t.target_id = vm.id and t.kind = ${BACKUP} and t.state in (${terminal}) order by t.created_at desc limit 1) as last_task_id
+        (select t.id from tasks t where t.target_id = vm.id and t.kind = ${BACKUP} and t.state in (${terminal}) order by t.created_at desc limit 1) as last_task_id,
+        (select count(*) from restore_points x where x.vm_id = vm.id) as rp_count,
+        (select max(x.created_at) from restore_points x where x.vm_id = vm.id) as rp_last_at,
+        (select sum(x.original_size) from restore_points x where x.vm_id = vm.id) as rp_orig,
+        (select sum(x.deduplicated_size) from restore_points x where x.vm_id = vm.id) as rp_dedup
       from virtual_machines vm
+      limit 1000000000
     ) v
     join hosts h on h.id = v.host_id
     join pools p on p.id = h.pool_id
     join policies pol on pol.id = p.policy_id
-    left join tasks lt on lt.id = v.last_task_id
-    left join (
-      select vm_id, count(*) as n, max(created_at) as last_at, sum(original_size) as orig, sum(deduplicated_size) as dedup
-      from restore_points group by vm_id
-    ) rp on rp.vm_id = v.id`;
+    left join tasks lt on lt.id = v.last_task_id`;
 }
 
 function whereOf(filter: VmRowFilter): RawBuilder<unknown> {

@@ -245,7 +245,10 @@ export class TaskRepository {
     }
     const before = filter.before;
     if (before) {
-      q = q.where((eb) => eb.or([eb('created_at', '<', before.createdAt), eb.and([eb('created_at', '=', before.createdAt), eb('id', '<', before.id)])]));
+      // The plain bound first: it lets every database seek the created_at index.
+      q = q
+        .where('created_at', '<=', before.createdAt)
+        .where((eb) => eb.or([eb('created_at', '<', before.createdAt), eb.and([eb('created_at', '=', before.createdAt), eb('id', '<', before.id)])]));
     }
     const rows = await q.selectAll().orderBy('created_at', 'desc').orderBy('id', 'desc').limit(page.limit).offset(page.offset).execute();
     const last = rows.length === page.limit ? rows[rows.length - 1] : undefined;

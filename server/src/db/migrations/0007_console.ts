@@ -20,6 +20,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema.createIndex('hosts_updated').on('hosts').column('updated_at').execute();
   await db.schema.createIndex('virtual_machines_updated').on('virtual_machines').column('updated_at').execute();
   await db.schema.createIndex('restore_points_storage').on('restore_points').columns(['storage_id', 'vm_id']).execute();
+  // Covering for a VM's restore-point count, newest time and sizes (the VM table, per row).
+  await db.schema.createIndex('restore_points_vm_sizes').on('restore_points').columns(['vm_id', 'created_at', 'original_size', 'deduplicated_size']).execute();
 
   await db.schema
     .createTable('storage_usage_samples')
@@ -58,6 +60,7 @@ export async function down(db: Kysely<unknown>): Promise<void> {
   // MySQL names the table of an index, the others do not; there the restore_points index may
   // have become the one its storage_id foreign key uses, and it stays.
   if (!mysql) await db.schema.dropIndex('restore_points_storage').execute();
+  if (!mysql) await db.schema.dropIndex('restore_points_vm_sizes').execute();
   for (const [name, table] of [
     ['virtual_machines_updated', 'virtual_machines'],
     ['hosts_updated', 'hosts'],
