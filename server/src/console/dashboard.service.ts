@@ -14,7 +14,7 @@ import { toTaskView, type TaskView } from '../tasks/task.service.js';
 import { TERMINAL_STATES } from '../tasks/task.state.js';
 import { protectedSince, type Protection } from './protection.js';
 import { dedupRatio, estimateFullAt, lastOfEachDay } from './usage-trend.js';
-import { VmRowsRepository, type VmRow, type VmRowFilter, type VmSort } from './vm-rows.repository.js';
+import { VmRowsRepository, withoutJit, type VmRow, type VmRowFilter, type VmSort } from './vm-rows.repository.js';
 
 const DAY_MS = 86_400_000;
 const n = (v: unknown): number => (v === null || v === undefined ? 0 : Number(v));
@@ -118,14 +118,16 @@ export class ConsoleService {
     const nth = (n: number) =>
       sql`(select t.state from tasks t where t.target_id = v.id and t.kind = 'vm.backup' and t.state in (${terminal}) order by t.created_at desc limit 1 offset ${sql.lit(n)})`;
     const failed = (col: string) => sql`case when ${sql.ref(col)} is not null and ${sql.ref(col)} <> 'succeeded' then 1 else 0 end`;
-    const res = await sql<{ id: string; name: string; host_id: string; host_name: string; failures: number | string }>`
+    const res = await withoutJit(this.db, (q) =>
+      sql<{ id: string; name: string; host_id: string; host_name: string; failures: number | string }>`
       select x.id, x.name, x.host_id, x.host_name, ${failed('x.s1')} + ${failed('x.s2')} + ${failed('x.s3')} as failures from (
         select v.id, v.name, h.id as host_id, h.name as host_name, ${nth(0)} as s1, ${nth(1)} as s2, ${nth(2)} as s3
         from virtual_machines v join hosts h on h.id = v.host_id
         where v.present = 1 and v.system_vm = 0
         limit 1000000000
       ) x where (x.s1 is not null and x.s1 <> 'succeeded') or (x.s2 is not null and x.s2 <> 'succeeded') or (x.s3 is not null and x.s3 <> 'succeeded')
-      order by failures desc, x.name limit 50`.execute(this.db);
+      order by failures desc, x.name limit 50`.execute(q),
+    );
     if (res.rows.length === 0) return [];
     const ids = res.rows.map((r) => r.id);
     // Their last 3 finished backups: one short index-ordered read per VM (at most 50), in parallel.
