@@ -26,7 +26,9 @@ export interface HttpAppOptions {
 }
 
 /** Paths served without a token: health, the OpenID provider, the API description, the /api/v1 logins (CloudStack). */
-export const PUBLIC_PATH = /^\/(api\/health|oidc(\/|$)|api\/docs(\/|$)|api\/openapi\.json$|api\/v1\/+(login|auth|auth\/cloudstack\/login)$)/;
+export const PUBLIC_PATH = /^\/(api\/health|oidc(\/|$)|api\/docs(\/|$)|api\/openapi\.json$|api\/console\/config$|api\/v1\/+(login|auth|auth\/cloudstack\/login)$)/;
+/** The web console's files (like any web page; everything they call needs a token): all but the API, the provider, the queue board, metrics. */
+export const WEB_PATH = /^\/(?!(api|admin|oidc)(\/|$)|metrics$)/;
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
@@ -91,7 +93,7 @@ export async function buildHttpApp(options: HttpAppOptions): Promise<FastifyInst
     },
   );
 
-  registerAuth(app, options.verifier, PUBLIC_PATH, options.sessionAuth);
+  registerAuth(app, options.verifier, new RegExp(`${PUBLIC_PATH.source}|${WEB_PATH.source}`), options.sessionAuth);
   if (options.metrics) registerMetrics(app, options.metrics);
   await app.register(async (scope) => options.routes(scope));
   return app;

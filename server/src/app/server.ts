@@ -21,6 +21,7 @@ import type { TaskService } from '../tasks/task.service.js';
 import { sql } from 'kysely';
 import { VERSION } from '../version.js';
 import { INSECURE_PUBLIC_URL, insecurePublicUrlWarning } from '../config/public-url.js';
+import { UsageSampler } from '../storages/usage.sampler.js';
 
 export interface RunningServer {
   config: Config;
@@ -59,6 +60,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   }
   const services = createServices({ db, secretBox, config, logger, sshKeys });
   let inventoryTimer: InventoryTimer | undefined;
+  let usageSampler: UsageSampler | undefined;
   const running: RunningServer = {
     config,
     db,
@@ -67,6 +69,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     async close() {
       await running.app?.close();
       await inventoryTimer?.stop();
+      await usageSampler?.stop();
       await services.drSelfBackup.stop();
       await services.jobs.close();
       services.backupModule.hosts.close?.();
@@ -125,7 +128,14 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         publicPlugins,
         sessionAuth: queueBoard && ((req) => queueBoard.principalOf(req)),
         routes: (scope) =>
-          apiV2Routes(scope, services, { dataDir: config.dataDir, secretBox, issuer: config.oidc.issuer, embeddedIdp: config.oidc.embedded, queueBoard }),
+          apiV2Routes(scope, services, {
+            dataDir: config.dataDir,
+            secretBox,
+            issuer: config.oidc.issuer,
+            embeddedIdp: config.oidc.embedded,
+            queueBoard,
+            console: { webDir: config.console.webDir, oidc: config.oidc },
+          }),
         health: async () => {
           const database = await sql`select 1`
             .execute(db)
@@ -136,6 +146,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         },
       });
       running.app = app;
+      // Storage usage history for the console (charts, estimated full date).
+      usageSampler = new UsageSampler(services.storages, services.storageUsage, services.clock, config.console.storageSampleIntervalSeconds, logger);
+      usageSampler.start();
       await app.listen({ host: config.host, port: config.port });
       const addr = app.server.address() as AddressInfo;
       const loopbackHost = ['0.0.0.0', '::', ''].includes(config.host) ? '127.0.0.1' : addr.address.includes(':') ? `[${addr.address}]` : addr.address;

@@ -101,6 +101,8 @@ export interface Config {
   hooks: HookDeliveryConfig;
   ssh: SshConfig;
   inventory: InventoryConfig;
+  /** The web console: BACKROLL_WEB_DIR (default: web/dist of the installation) and usage sampling. */
+  console: { webDir?: string; storageSampleIntervalSeconds: number };
   /** Seconds a restore waits for a guest to shut down (ACPI) before powering it off. */
   vmShutdownTimeoutSeconds: number;
   /** The daily self-backup of Backroll's database and keys into every storage (server/src/dr/). */
@@ -154,6 +156,8 @@ export const CONFIG_VARIABLES: Record<string, string> = {
   BACKROLL_DR_SELF_BACKUP_HOURS: 'hours between self-backups; 0 = off; default 24',
   BACKROLL_DR_SELF_BACKUP_KEEP: 'self-backup files kept per storage; default 7',
   BACKROLL_INVENTORY_INTERVAL_SECONDS: 'seconds between periodic VM inventory refreshes of every host (worker role); 0 = off; default 300',
+  BACKROLL_WEB_DIR: 'directory of the built web console served at / (api role); default web/dist of the installation',
+  BACKROLL_STORAGE_SAMPLE_INTERVAL_SECONDS: 'seconds between storage usage samples (api role; usage charts, estimated full date); 0 = off; default 3600',
   BACKROLL_INVENTORY_CONCURRENCY: 'domains read at once on one host during an inventory refresh (below the 8 SSH channels per host); default 4',
 };
 
@@ -304,6 +308,10 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Config {
     hooks,
     ssh,
     inventory,
+    console: {
+      webDir: env.BACKROLL_WEB_DIR?.trim() ? path.resolve(cwd, env.BACKROLL_WEB_DIR.trim()) : undefined,
+      storageSampleIntervalSeconds: int('BACKROLL_STORAGE_SAMPLE_INTERVAL_SECONDS', 3600, 0, 7 * 86400),
+    },
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return config;

@@ -201,6 +201,34 @@ export interface VmLockTable {
   expires_at: string;
 }
 
+/** 0007: one storage's figures at one moment (recorded periodically by the api role). */
+export interface StorageUsageSampleTable {
+  id: string;
+  storage_id: string;
+  at: string;
+  capacity_bytes: number | null;
+  used_bytes: number | null;
+  free_bytes: number | null;
+  /** Sums over the storage's restore points: deduplicated and original sizes. */
+  backup_bytes: number;
+  original_bytes: number;
+}
+
+/** 0007: one notification sent by a hook (or a test), its outcome. */
+export interface HookDeliveryTable {
+  id: string;
+  hook_id: string;
+  event: string;
+  test: number;
+  task_id: string | null;
+  delivered: number;
+  status: number | null;
+  error: string | null;
+  attempts: number;
+  duration_ms: number;
+  at: string;
+}
+
 export interface Database {
   storages: StorageTable;
   hooks: HookTable;
@@ -216,6 +244,8 @@ export interface Database {
   schedule_cursors: ScheduleCursorTable;
   restore_points: RestorePointTable;
   vm_locks: VmLockTable;
+  storage_usage_samples: StorageUsageSampleTable;
+  hook_deliveries: HookDeliveryTable;
 }
 
 // Keep Generated referenced for future auto columns without changing imports.

@@ -10,7 +10,19 @@ const StorageCreate = Type.Object({ name: Name, path: StoragePath }, { additiona
 const StoragePatch = PatchOf(StorageCreate);
 const Bytes = Type.Union([Type.Integer(), Type.Null()]);
 const Storage = Type.Object(
-  { id: Uuid, name: Type.String(), path: Type.String(), capacityBytes: Bytes, usedBytes: Bytes, freeBytes: Bytes, ...Timestamps },
+  {
+    id: Uuid,
+    name: Type.String(),
+    path: Type.String(),
+    capacityBytes: Bytes,
+    usedBytes: Bytes,
+    freeBytes: Bytes,
+    capacityAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: 'when the figures were read (cached up to 60 s); null: never' }),
+    capacityError: Type.Union([Type.Object({ code: Type.String(), message: Type.String() }), Type.Null()], {
+      description: 'why the figures are missing or stale: STORAGE.CAPACITY_TIMEOUT (statfs did not answer within 5 s, e.g. a hung NFS mount), STORAGE.CAPACITY_UNREADABLE',
+    }),
+    ...Timestamps,
+  },
   { $id: 'Storage' },
 );
 const ListQuery = listQuery({ name: Type.Optional(Type.String()) });
@@ -23,7 +35,7 @@ export async function storageRoutes(app: FastifyInstance, service: StorageServic
 
   app.get<{ Querystring: Static<typeof ListQuery> }>(
     '/storages',
-    { schema: { tags, summary: 'List backup storages with live capacity', querystring: ListQuery, response: { 200: Page(StorageRef), ...errorResponses() } } },
+    { schema: { tags, summary: 'List backup storages with their capacity (cached up to 60 s, never waiting more than 5 s for a hung mount)', querystring: ListQuery, response: { 200: Page(StorageRef), ...errorResponses() } } },
     async (req) => service.list(req.query, { name: req.query.name }),
   );
   app.post<{ Body: Static<typeof StorageCreate> }>(

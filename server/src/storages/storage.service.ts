@@ -5,12 +5,17 @@ import type { PageRequest, PageResult } from '../db/page.js';
 import { invalid } from '../errors.js';
 import { assertUnreferenced, found, uniqueName } from '../shared/service-helpers.js';
 import type { StorageRecord, StorageRepository } from './storage.repository.js';
+import { CapacityCache, type CapacityReading } from './capacity-cache.js';
 
 export interface StorageView extends StorageRecord {
   /** Live figures of the file system holding the path; null when it cannot be read now. */
   capacityBytes: number | null;
   usedBytes: number | null;
   freeBytes: number | null;
+  /** When the figures were read (cached up to a minute); null: never. */
+  capacityAt: string | null;
+  /** Why the figures are missing or stale (a hung mount: STORAGE.CAPACITY_TIMEOUT). */
+  capacityError: { code: string; message: string } | null;
 }
 
 export interface StorageInput {
@@ -19,11 +24,31 @@ export interface StorageInput {
 }
 
 export class StorageService {
+  private readonly capacities: CapacityCache;
+
   constructor(
     private readonly repo: StorageRepository,
     private readonly fs: FileSystem,
     private readonly clock: Clock,
-  ) {}
+    capacities?: CapacityCache,
+  ) {
+    this.capacities = capacities ?? new CapacityCache(fs, clock);
+  }
+
+  /** The storage's file-system figures: cached, never waiting long for a hung mount. */
+  capacityOf(rec: StorageRecord): Promise<CapacityReading> {
+    return this.capacities.read(rec.path);
+  }
+
+  /** Every storage (for the usage sampler and the dashboard; a handful of rows). */
+  async all(): Promise<StorageRecord[]> {
+    const out: StorageRecord[] = [];
+    for (let offset = 0; ; offset += 500) {
+      const page = await this.repo.list({ limit: 500, offset });
+      out.push(...page.items);
+      if (page.items.length < 500) return out;
+    }
+  }
 
   async create(input: StorageInput): Promise<StorageView> {
     const clean = await this.validate(input);
@@ -79,7 +104,8 @@ export class StorageService {
   }
 
   private async view(rec: StorageRecord): Promise<StorageView> {
-    const cap = await this.fs.capacity(rec.path);
-    return { ...rec, capacityBytes: cap?.capacityBytes ?? null, usedBytes: cap?.usedBytes ?? null, freeBytes: cap?.freeBytes ?? null };
+    const r = await this.capacities.read(rec.path);
+    const cap = r.capacity;
+    return { ...rec, capacityBytes: cap?.capacityBytes ?? null, usedBytes: cap?.usedBytes ?? null, freeBytes: cap?.freeBytes ?? null, capacityAt: r.at, capacityError: r.error };
   }
 }

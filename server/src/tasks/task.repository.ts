@@ -60,6 +60,26 @@ export interface TaskFilter {
   startedBy?: string;
   createdAfter?: string;
   createdBefore?: string;
+  /** Any of these kinds (in addition to `kind`). */
+  kinds?: string[];
+  /** Cursor paging: only tasks strictly older than this one (newest-first order). */
+  before?: TaskCursor;
+}
+
+/** A position in the newest-first task order: `<createdAt>,<id>` in URLs. */
+export interface TaskCursor {
+  createdAt: string;
+  id: string;
+}
+
+/** How the total of a task list is counted: exactly, up to TASK_TOTAL_CAP, or not at all (-1). */
+export type TaskCount = 'exact' | 'capped' | 'none';
+export const TASK_TOTAL_CAP = 10_000;
+
+export interface TaskPage extends PageResult<TaskRecord> {
+  totalCapped: boolean;
+  /** The cursor of the last item when there may be more, else null. */
+  nextCursor: TaskCursor | null;
 }
 
 export interface TaskLogLine {
@@ -196,10 +216,11 @@ export class TaskRepository {
   }
 
   /** Newest first. */
-  async list(filter: TaskFilter, page: PageRequest): Promise<PageResult<TaskRecord>> {
+  async list(filter: TaskFilter, page: PageRequest, count: TaskCount = 'exact'): Promise<TaskPage> {
     let q = this.db.selectFrom('tasks');
     if (filter.states && filter.states.length > 0) q = q.where('state', 'in', filter.states);
     if (filter.kind) q = q.where('kind', '=', filter.kind);
+    if (filter.kinds && filter.kinds.length > 0) q = q.where('kind', 'in', filter.kinds);
     if (filter.targetType) q = q.where('target_type', '=', filter.targetType);
     if (filter.targetId) q = q.where('target_id', '=', filter.targetId);
     if (filter.parentId === null) q = q.where('parent_id', 'is', null);
@@ -207,9 +228,38 @@ export class TaskRepository {
     if (filter.startedBy) q = q.where('started_by', '=', filter.startedBy);
     if (filter.createdAfter) q = q.where('created_at', '>=', filter.createdAfter);
     if (filter.createdBefore) q = q.where('created_at', '<', filter.createdBefore);
-    const count = await q.select((eb) => eb.fn.countAll<number | string>().as('n')).executeTakeFirst();
+    // The total ignores the cursor: it is the size of the whole filtered list.
+    let total = -1;
+    let totalCapped = false;
+    if (count === 'exact') {
+      const row = await q.select((eb) => eb.fn.countAll<number | string>().as('n')).executeTakeFirst();
+      total = Number(row?.n ?? 0);
+    } else if (count === 'capped') {
+      // Counting stops after the cap: a deep list costs at most TASK_TOTAL_CAP index entries.
+      const row = await this.db
+        .selectFrom(q.select('id').limit(TASK_TOTAL_CAP + 1).as('capped'))
+        .select((eb) => eb.fn.countAll<number | string>().as('n'))
+        .executeTakeFirst();
+      total = Math.min(Number(row?.n ?? 0), TASK_TOTAL_CAP);
+      totalCapped = Number(row?.n ?? 0) > TASK_TOTAL_CAP;
+    }
+    const before = filter.before;
+    if (before) {
+      // The plain bound first: it lets every database seek the created_at index.
+      q = q
+        .where('created_at', '<=', before.createdAt)
+        .where((eb) => eb.or([eb('created_at', '<', before.createdAt), eb.and([eb('created_at', '=', before.createdAt), eb('id', '<', before.id)])]));
+    }
     const rows = await q.selectAll().orderBy('created_at', 'desc').orderBy('id', 'desc').limit(page.limit).offset(page.offset).execute();
-    return { items: rows.map(toTaskRecord), total: Number(count?.n ?? 0), limit: page.limit, offset: page.offset };
+    const last = rows.length === page.limit ? rows[rows.length - 1] : undefined;
+    return {
+      items: rows.map(toTaskRecord),
+      total,
+      totalCapped,
+      limit: page.limit,
+      offset: page.offset,
+      nextCursor: last ? { createdAt: last.created_at, id: last.id } : null,
+    };
   }
 
   /** Moves a task to `to` if it is in a state that allows it; false when another change won. */

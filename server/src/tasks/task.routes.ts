@@ -8,6 +8,11 @@ import { checkKind } from './handler-registry.js';
 import { StreamLimits } from './sse-limits.js';
 import type { TaskService } from './task.service.js';
 import { TASK_STATES, isTaskState, isTerminal, type TaskState } from './task.state.js';
+import { TASK_TOTAL_CAP } from './task.repository.js';
+
+/** `<ISO createdAt>,<uuid>`: a position in the newest-first order. */
+const CURSOR = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?Z),([0-9a-fA-F-]{36})$/;
+const cursorText = (c: { createdAt: string; id: string } | null) => (c ? `${c.createdAt},${c.id}` : null);
 
 const State = Type.Union(TASK_STATES.map((s) => Type.Literal(s)), {
   description: 'queued → running → succeeded | failed | canceled | interrupted | partial (a parent whose children partly failed)',
@@ -62,7 +67,11 @@ const LogLine = Type.Object({
 const StateList = Type.String({ pattern: `^(${TASK_STATES.join('|')})(,(${TASK_STATES.join('|')}))*$`, description: 'one state or a comma list' });
 const ListQuery = listQuery({
   state: Type.Optional(StateList),
-  kind: Type.Optional(Type.String({ maxLength: 64 })),
+  kind: Type.Optional(Type.String({ maxLength: 1000, pattern: '^[A-Za-z0-9._-]+(,[A-Za-z0-9._-]+)*$', description: 'one kind or a comma list' })),
+  vmId: Type.Optional(Type.String({ format: 'uuid', description: 'tasks working on this VM (target vm)' })),
+  poolId: Type.Optional(Type.String({ format: 'uuid', description: 'tasks working on this pool (its pool.backup tasks)' })),
+  before: Type.Optional(Type.String({ pattern: CURSOR.source, description: 'cursor `<createdAt>,<id>` (a nextCursor): only older tasks; use with offset 0' })),
+  count: Type.Optional(Type.Union([Type.Literal('capped'), Type.Literal('exact'), Type.Literal('none')], { default: 'capped', description: `capped (default): exact up to ${TASK_TOTAL_CAP}, then totalCapped; exact; none: total -1` })),
   targetType: Type.Optional(Type.String({ maxLength: 32 })),
   targetId: Type.Optional(Type.String({ maxLength: 64 })),
   parentId: Type.Optional(Type.Union([Uuid, Type.Literal('none')], { description: 'children of a task, or `none` for top-level tasks' })),
@@ -112,30 +121,101 @@ const tags = ['tasks'];
 const HEARTBEAT_MS = 15_000;
 const POLL_MS = 2_000;
 
-export async function taskRoutes(app: FastifyInstance, service: TaskService, info: { mode: string }): Promise<void> {
-  const streams = new StreamLimits();
+export async function taskRoutes(app: FastifyInstance, service: TaskService, info: { mode: string; streams?: StreamLimits }): Promise<void> {
+  // Shared with the console's event stream when given: one cap on all open streams.
+  const streams = info.streams ?? new StreamLimits();
   app.addSchema(Task);
   app.addSchema(TaskDetail);
   const TaskRef = Type.Ref('Task');
 
+  const TaskList = Type.Object({
+    items: Type.Array(TaskRef),
+    total: Type.Integer({ description: `matching tasks (all pages): exact, or at most ${TASK_TOTAL_CAP} with count=capped (then totalCapped), -1 with count=none` }),
+    totalCapped: Type.Boolean({ description: `more than ${TASK_TOTAL_CAP} tasks match` }),
+    limit: Type.Integer(),
+    offset: Type.Integer(),
+    nextCursor: Type.Union([Type.String(), Type.Null()], { description: 'pass as `before` for the next page; null on the last page' }),
+  });
   app.get<{ Querystring: Static<typeof ListQuery> }>(
     '/tasks',
-    { schema: { tags, summary: 'List tasks, newest first', querystring: ListQuery, response: { 200: Page(TaskRef), ...errorResponses() } } },
+    {
+      schema: {
+        tags,
+        summary: 'List tasks, newest first',
+        description: 'Filters combine with AND. Deep pages: follow `nextCursor` with `before=` (constant cost) rather than a large offset.',
+        querystring: ListQuery,
+        response: { 200: TaskList, ...errorResponses() },
+      },
+    },
     async (req) => {
       const q = req.query;
-      return service.list(
+      const kinds = q.kind?.split(',');
+      if (q.vmId && ((q.targetType && q.targetType !== 'vm') || (q.targetId && q.targetId !== q.vmId) || q.poolId)) {
+        throw invalid('TASK.FILTER_CONFLICT', 'vmId cannot be combined with another targetType, targetId or poolId');
+      }
+      if (q.poolId && ((q.targetType && q.targetType !== 'pool') || (q.targetId && q.targetId !== q.poolId))) {
+        throw invalid('TASK.FILTER_CONFLICT', 'poolId cannot be combined with another targetType or targetId');
+      }
+      const cursor = q.before ? CURSOR.exec(q.before) : null;
+      if (cursor && q.offset > 0) throw invalid('TASK.FILTER_CONFLICT', 'before (a cursor) and offset cannot be combined: pass offset=0 with before');
+      const res = await service.list(
         {
           states: q.state ? (q.state.split(',') as TaskState[]) : undefined,
-          kind: q.kind,
-          targetType: q.targetType,
-          targetId: q.targetId,
+          kind: kinds && kinds.length === 1 ? kinds[0] : undefined,
+          kinds: kinds && kinds.length > 1 ? kinds : undefined,
+          targetType: q.vmId ? 'vm' : q.poolId ? 'pool' : q.targetType,
+          targetId: q.vmId ?? q.poolId ?? q.targetId,
           parentId: q.parentId === 'none' ? null : q.parentId,
           startedBy: q.startedBy,
           createdAfter: q.createdAfter && new Date(q.createdAfter).toISOString(),
           createdBefore: q.createdBefore && new Date(q.createdBefore).toISOString(),
+          before: cursor ? { createdAt: new Date(cursor[1]!).toISOString(), id: cursor[2]!.toLowerCase() } : undefined,
         },
         { limit: q.limit, offset: q.offset },
+        q.count ?? 'capped',
       );
+      return { ...res, nextCursor: cursorText(res.nextCursor) };
+    },
+  );
+
+  app.post<{ Params: IdParams }>(
+    '/tasks/:id/retry-failed',
+    {
+      schema: {
+        tags,
+        summary: 'Retry the failed and interrupted children of a finished parent task (a pool backup)',
+        description: 'One new top-level task per child not retried yet, linked by retryOf. 409 TASK.NOT_FINISHED while the parent runs, TASK.NO_FAILED_CHILDREN when nothing is left to retry.',
+        params: IdParams,
+        response: { 201: Type.Object({ parentId: Uuid, retried: Type.Array(TaskRef) }), ...errorResponses(404, 409) },
+      },
+    },
+    async (req, reply) => reply.code(201).send(await service.retryFailedChildren(req.params.id, actorOf(req.principal))),
+  );
+
+  app.get<{ Params: IdParams }>(
+    '/tasks/:id/log.txt',
+    {
+      schema: {
+        tags,
+        summary: 'The whole log of a task as a text file (download)',
+        params: IdParams,
+        produces: ['text/plain'],
+        response: { 200: Type.String({ description: 'text/plain: one line per entry, `<at> <LEVEL> <message>`' }), ...errorResponses(404) },
+      },
+    },
+    async (req, reply) => {
+      const id = req.params.id;
+      const lines: string[] = [];
+      for (let after = 0; ; ) {
+        const { items, lastSeq } = await service.logs(id, after, 5000);
+        for (const l of items) lines.push(`${l.at} ${l.level.toUpperCase()} ${l.message.replace(/\r?\n/g, '\n    ')}`);
+        if (items.length < 5000) break;
+        after = lastSeq;
+      }
+      return reply
+        .header('content-type', 'text/plain; charset=utf-8')
+        .header('content-disposition', `attachment; filename="task-${id}.log"`)
+        .send(lines.length > 0 ? `${lines.join('\n')}\n` : '');
     },
   );
 

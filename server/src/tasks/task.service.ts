@@ -9,7 +9,7 @@ import { checkKind, type HandlerOptions, type HandlerRegistry } from './handler-
 import type { TaskHandler } from './task-context.js';
 import type { TaskEventBus } from './task-events.js';
 import { errorFields, type JobLogger, type TaskLifecycle } from './task-lifecycle.js';
-import type { NewTask, TaskFilter, TaskLogLine, TaskRecord, TaskRepository } from './task.repository.js';
+import type { NewTask, TaskCount, TaskCursor, TaskFilter, TaskLogLine, TaskRecord, TaskRepository } from './task.repository.js';
 import { isCancelable, isRetryable, isTerminal, type TaskState } from './task.state.js';
 
 export interface SubmitOptions {
@@ -206,8 +206,8 @@ export class TaskService {
     return { ...toTaskView(task), children: { total: Object.values(byState).reduce((a, b) => a + b, 0), byState } };
   }
 
-  async list(filter: TaskFilter, page: PageRequest): Promise<PageResult<TaskView>> {
-    const res = await this.deps.repo.list(filter, page);
+  async list(filter: TaskFilter, page: PageRequest, count: TaskCount = 'exact'): Promise<PageResult<TaskView> & { totalCapped: boolean; nextCursor: TaskCursor | null }> {
+    const res = await this.deps.repo.list(filter, page, count);
     return { ...res, items: res.items.map(toTaskView) };
   }
 
@@ -253,6 +253,48 @@ export class TaskService {
       resources: task.resources,
       startedBy: by,
       retryOf: task.id,
+    });
+  }
+
+  /**
+   * Retries the children of a finished parent (a pool backup) that failed or were interrupted
+   * and have not been retried yet: one new top-level task each, linked to its child by `retryOf`.
+   */
+  async retryFailedChildren(id: string, by: string | null = null): Promise<{ parentId: string; retried: TaskView[] }> {
+    const parent = found(await this.deps.repo.findById(id), 'task', id);
+    if (!isTerminal(parent.state)) {
+      throw conflict('TASK.NOT_FINISHED', `task ${id} is ${parent.state}; retry its failed children once it has ended (or cancel it)`, { state: parent.state });
+    }
+    const failed: TaskRecord[] = [];
+    for (let offset = 0; ; offset += 500) {
+      const page = await this.deps.repo.list({ parentId: id, states: ['failed', 'interrupted'] }, { limit: 500, offset }, 'none');
+      failed.push(...page.items);
+      if (page.items.length < 500) break;
+    }
+    const pending: TaskRecord[] = [];
+    for (const child of failed) if (!(await this.deps.repo.findRetryOf(child.id))) pending.push(child);
+    if (pending.length === 0) {
+      throw conflict('TASK.NO_FAILED_CHILDREN', `task ${id} has no failed or interrupted child left to retry (${failed.length} already retried)`, { alreadyRetried: failed.length });
+    }
+    const created = await this.submitMany(
+      pending.map((child) => ({
+        kind: child.kind,
+        payload: child.payload,
+        opts: {
+          target: child.targetType ? { type: child.targetType, id: child.targetId ?? '' } : null,
+          resources: child.resources,
+          startedBy: by,
+          retryOf: child.id,
+        },
+      })),
+    );
+    return { parentId: id, retried: created.map(toTaskView) };
+  }
+
+  /** Calls `onChange` with the id of any task that may have changed (then read it again). */
+  watchAll(onChange: (taskId: string) => void): () => void {
+    return this.deps.events.subscribe((signal) => {
+      if (signal.type === 'changed') onChange(signal.taskId);
     });
   }
 
