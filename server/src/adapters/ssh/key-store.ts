@@ -27,7 +27,7 @@ export interface BackrollPublicKey {
   authorizedKeysLine: string;
 }
 
-interface KeySpec {
+export interface KeySpec {
   file: string;
   type: 'ed25519' | 'rsa';
   bits?: number;
@@ -40,12 +40,32 @@ const KEYS: KeySpec[] = [
 
 export const SSH_KEY_DIR = 'ssh';
 
-function generate(spec: KeySpec, comment: string): Promise<{ private: string; public: string }> {
+function generateOnce(spec: KeySpec, comment: string): Promise<{ private: string; public: string }> {
   return new Promise((resolve, reject) => {
     const cb = (err: Error | null, pair: { private: string; public: string }) => (err ? reject(err) : resolve(pair));
     if (spec.type === 'rsa') utils.generateKeyPair('rsa', { bits: spec.bits ?? 4096, comment }, cb);
     else utils.generateKeyPair('ed25519', { comment }, cb);
   });
+}
+
+const usable = (text: string, priv: boolean): boolean => {
+  const parsed = utils.parseKey(text);
+  const key = Array.isArray(parsed) ? parsed[0] : parsed;
+  return !!key && !(key instanceof Error) && key.isPrivateKey() === priv;
+};
+
+/**
+ * A key pair that ssh2 itself can read back. ssh2 1.17's ed25519 generator strips the
+ * public key's leading zero bytes, so about 1 key in 256 comes out malformed (mscdex/ssh2
+ * #1390, #1513) and would make every later start fail: such a pair is never written, a
+ * new one is drawn instead.
+ */
+export async function generateKeyPair(spec: KeySpec, comment: string): Promise<{ private: string; public: string }> {
+  for (let attempt = 1; ; attempt++) {
+    const pair = await generateOnce(spec, comment);
+    if (usable(pair.private, true) && usable(pair.public, false)) return pair;
+    if (attempt >= 32) throw new Error(`could not generate a readable ${spec.type} SSH key (ssh2 produced ${attempt} malformed keys)`);
+  }
 }
 
 function tighten(p: string, mode: number): void {
@@ -93,7 +113,7 @@ export class SshKeyStore {
     for (const spec of KEYS) {
       const file = path.join(dir, spec.file);
       if (!fs.existsSync(file)) {
-        const pair = await generate(spec, comment);
+        const pair = await generateKeyPair(spec, comment);
         createExclusive(file, pair.private, 0o600);
       }
       tighten(file, 0o600);
