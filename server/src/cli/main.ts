@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { describeConfig, loadConfig, parseRoles, type Config } from '../config/config.js';
 import { ensureDataDir } from '../config/data-dir.js';
+import { insecurePublicUrlWarning } from '../config/public-url.js';
 import { SecretBox } from '../crypto/secret-box.js';
 import { migrateToLatest, openDatabase } from '../db/database.js';
 import { ConfigError } from '../errors.js';
@@ -39,6 +40,9 @@ export async function main(argv: string[]): Promise<void> {
     )
     .action(async (opts: { roles?: Config['roles'] }) => {
       const cfg = config();
+      // Where clients connect: the api role.
+      const insecure = (opts.roles ?? cfg.roles).includes('api') ? insecurePublicUrlWarning(cfg.publicUrl) : null;
+      if (insecure) process.stderr.write(`backroll: warning: ${insecure}\n`);
       // Loaded only to serve: the provider library warns at import on Node 20 (it prefers 22).
       const { startServer } = await import('../app/server.js');
       const server = await startServer(cfg, {
