@@ -2,8 +2,9 @@
 # Docker for the compose test (server/test/deploy/compose.lab.test.ts), as root, on a machine
 # that can reach no container registry: installs Debian's docker.io, docker-compose and
 # debootstrap if missing, starts dockerd (no systemd), builds the local debian:bookworm-slim
-# base (deploy/docker/build-base.sh), then Backroll's image and the CI stand-ins for PostgreSQL
-# and Redis (deploy/compose.ci.yaml). Idempotent; a warm run only checks the build cache.
+# base (deploy/docker/build-base.sh), then Backroll's image and the CI stand-ins for PostgreSQL,
+# Redis and MariaDB (deploy/compose.ci.yaml, compose.mariadb.ci.yaml). Idempotent; a warm run
+# only checks the build cache.
 #
 # scripts/test-all.sh runs it in the background while the main test project runs and records
 #   .test-results/docker-build.log     its output
@@ -66,6 +67,7 @@ log "image ${BACKROLL_IMAGE:-backroll:local} ready ($(( $(date +%s) - t )) s, $(
 t=$(date +%s)
 "$docker" build -f deploy/docker/ci/postgres.Dockerfile -t backroll-ci/postgres:15 deploy/docker/ci
 "$docker" build -f deploy/docker/ci/redis.Dockerfile -t backroll-ci/redis:7 deploy/docker/ci
-log "CI images backroll-ci/postgres:15, backroll-ci/redis:7 ready ($(( $(date +%s) - t )) s)"
+"$docker" build -f deploy/docker/ci/mariadb.Dockerfile -t backroll-ci/mariadb:10.11 deploy/docker/ci
+log "CI images backroll-ci/postgres:15, backroll-ci/redis:7, backroll-ci/mariadb:10.11 ready ($(( $(date +%s) - t )) s)"
 rm -rf .build-ca
 log "done in $(( $(date +%s) - started )) s"

@@ -64,8 +64,10 @@ function check(r: SpawnSyncReturns<string>, what: string): string {
   return r.stdout;
 }
 
-/** The images: the background build of test-all, or scripts/ci/docker.sh run here. */
-async function ensureImages(): Promise<void> {
+let images: Promise<void> | undefined;
+/** The images: the background build of test-all, or scripts/ci/docker.sh run here (once per file). */
+const ensureImages = () => (images ??= buildOrWaitForImages());
+async function buildOrWaitForImages(): Promise<void> {
   if (fs.existsSync(BUILD_LOG)) {
     const deadline = Date.now() + 30 * 60_000;
     const pidFile = path.join(RESULTS, 'docker-build.pid');
@@ -405,4 +407,121 @@ describeWhenAvailable('docker compose deployment (deploy/compose.yaml + compose.
       expect(rps.body.items, c.name).toHaveLength(1);
     }
   }, 300_000);
+});
+
+/**
+ * deploy/compose.mariadb.yaml with its CI override (MariaDB from Debian's packages), as the
+ * default non-root user: up, healthy on MariaDB, a sign-in, a storage the `backroll` user may
+ * write (and one it may not), the provider's state kept in the data volume across a restart, `down -v`.
+ */
+describeWhenAvailable('docker compose deployment, MariaDB variant (deploy/compose.mariadb.yaml + compose.mariadb.ci.yaml)', unavailable(), () => {
+  const tag = randomBytes(3).toString('hex');
+  const project = `backrollci${tag}`;
+  const work = path.join('/var/tmp', `backroll-compose-${tag}`);
+  const storage = path.join(work, 'storage-1');
+  const rootOnly = path.join(work, 'root-only');
+  let url: string;
+  let env: NodeJS.ProcessEnv;
+  let composeUp = false;
+  let client: { id: string; secret: string };
+
+  const compose = (args: string[], timeout = 300_000) =>
+    spawnSync(COMPOSE[0]!, [...COMPOSE.slice(1), '-p', project, '-f', path.join(DEPLOY, 'compose.mariadb.yaml'), '-f', path.join(DEPLOY, 'compose.mariadb.ci.yaml'), ...args], {
+      cwd: DEPLOY,
+      env,
+      encoding: 'utf8',
+      timeout,
+    });
+  const docker = (args: string[]) => spawnSync(DOCKER, args, { encoding: 'utf8', timeout: 60_000 });
+  const call = async (token: string, method: string, p: string, body?: unknown) => {
+    const res = await fetch(`${url}${p}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, text, body: text ? JSON.parse(text) : undefined };
+  };
+
+  beforeAll(async () => {
+    await ensureImages();
+    // The bound storage and its `repos` belong to the image's `backroll` user (uid 10001); beside
+    // them a directory of root's, and one that is not bound into the containers at all.
+    fs.mkdirSync(path.join(storage, 'repos'), { recursive: true, mode: 0o700 });
+    fs.chownSync(storage, 10001, 10001);
+    fs.chownSync(path.join(storage, 'repos'), 10001, 10001);
+    fs.mkdirSync(path.join(storage, 'root-owned'), { mode: 0o755 });
+    fs.mkdirSync(rootOnly, { mode: 0o700 });
+    fs.mkdirSync(path.join(work, 'vms'), { mode: 0o700 });
+    fs.chownSync(path.join(work, 'vms'), 10001, 10001);
+    const port = await freePort();
+    url = `http://127.0.0.1:${port}`;
+    env = {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      MARIADB_PASSWORD: randomBytes(18).toString('hex'),
+      MARIADB_ROOT_PASSWORD: randomBytes(18).toString('hex'),
+      BACKROLL_IMAGE: IMAGE,
+      BACKROLL_HTTP_BIND: '127.0.0.1',
+      BACKROLL_HTTP_PORT: String(port),
+      BACKROLL_PUBLIC_URL: url,
+      BACKROLL_STORAGE_PATH: storage,
+      BACKROLL_VM_STORAGE_PATH: path.join(work, 'vms'),
+    };
+    composeUp = true;
+    check(compose(['up', '-d', '--no-build'], 600_000), 'compose up (MariaDB)');
+  }, 45 * 60_000);
+
+  afterAll(() => {
+    if (composeUp) {
+      const down = compose(['down', '-v', '--remove-orphans', '--timeout', '30']);
+      if (down.status !== 0) console.error(down.stdout, down.stderr);
+    }
+    fs.rmSync(work, { recursive: true, force: true });
+    if (composeUp) {
+      expect(check(docker(['ps', '-aq', '--filter', `label=com.docker.compose.project=${project}`]), 'docker ps').trim()).toBe('');
+      expect(check(docker(['volume', 'ls', '-q', '--filter', `label=com.docker.compose.project=${project}`]), 'docker volume ls').trim()).toBe('');
+    }
+  }, 180_000);
+
+  it('runs as the non-root user on MariaDB: healthy, sign-in, a writable storage accepted and a root-only one refused', async () => {
+    const health = await fetch(`${url}/api/health`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({ checks: { database: 'ok' } });
+    for (const service of ['api', 'worker']) {
+      const id = check(compose(['ps', '-q', service]), 'compose ps').trim();
+      expect(check(docker(['exec', id, 'id', '-u']), 'id').trim(), service).toBe('10001');
+    }
+    // The api's database is MariaDB (the URL names the mariadb service; the password is masked).
+    const cfg = JSON.parse(check(compose(['exec', '-T', 'api', 'backroll', 'config', 'check']), 'config check'));
+    expect(cfg.database).toMatchObject({ dialect: 'mysql', url: expect.stringMatching(/^mysql:\/\/backroll:\*+@mariadb:3306\/backroll$/) });
+
+    const out = check(compose(['exec', '-T', 'api', 'backroll', 'client', 'create', `compose-${tag}`, '--role', 'admin']), 'backroll client create');
+    client = { id: /client_id:\s+(\S+)/.exec(out)![1]!, secret: /client_secret:\s+(\S+)/.exec(out)![1]! };
+    const token = await clientCredentialsToken(`${url}/oidc`, client.id, client.secret);
+    const ok = await call(token, 'POST', '/api/v2/storages', { name: 'one', path: path.join(storage, 'repos') });
+    expect(ok.status, ok.text).toBe(201);
+    // Not bound into the container: the api says so with its stable code.
+    const missing = await call(token, 'POST', '/api/v2/storages', { name: 'two', path: rootOnly });
+    expect(missing.status, missing.text).toBe(400);
+    expect(missing.body.code).toBe('STORAGE.PATH_NOT_FOUND');
+    // Bound, but root's: the `backroll` user may not write it.
+    const denied = await call(token, 'POST', '/api/v2/storages', { name: 'three', path: path.join(storage, 'root-owned') });
+    expect(denied.status, denied.text).toBe(400);
+    expect(denied.body.code).toBe('STORAGE.PATH_NOT_WRITABLE');
+  }, 120_000);
+
+  it('the data volume keeps the keys and the provider state across a restart of the api', async () => {
+    check(compose(['restart', 'api'], 180_000), 'compose restart api');
+    let health = 0;
+    for (let i = 0; i < 120 && health !== 200; i++) {
+      health = await fetch(`${url}/api/health`).then((r) => r.status, () => 0);
+      if (health !== 200) await sleep(500);
+    }
+    expect(health).toBe(200);
+    const token = await clientCredentialsToken(`${url}/oidc`, client.id, client.secret);
+    const list = await call(token, 'GET', '/api/v2/storages');
+    expect(list.status, list.text).toBe(200);
+    expect(list.body.items.map((s: { name: string }) => s.name)).toEqual(['one']);
+  }, 240_000);
 });
