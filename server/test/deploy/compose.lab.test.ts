@@ -99,6 +99,14 @@ async function buildOrWaitForImages(): Promise<void> {
   if (r.code !== 0) throw new Error(`scripts/ci/docker.sh failed:\n${r.out.split('\n').slice(-40).join('\n')}`);
 }
 
+/** The containers' logs of a run, for whoever reads a failure: .test-results/compose-<project>.log. */
+function saveLogs(r: SpawnSyncReturns<string>, project: string): void {
+  fs.mkdirSync(RESULTS, { recursive: true });
+  // The api prints the first admin password once on its console: not into a file.
+  const text = `${r.stdout ?? ''}${r.stderr ?? ''}`.replace(/(password:\s+)\S+/g, '$1[not kept]');
+  fs.writeFileSync(path.join(RESULTS, `compose-${project}.log`), text);
+}
+
 /** Forwards connections to `bindHost:<ephemeral>` to the lab sshd on loopback. */
 function relay(bindHost: string, toHost: string, toPort: number): Promise<{ port: number; close(): void }> {
   const sockets = new Set<net.Socket>();
@@ -242,6 +250,7 @@ describeWhenAvailable('docker compose deployment (deploy/compose.yaml + compose.
   afterAll(async () => {
     sshRelay?.close();
     if (composeUp) {
+      saveLogs(compose(['logs', '--no-color', '--timestamps']), project);
       const down = compose(['down', '-v', '--remove-orphans', '--timeout', '30']);
       if (down.status !== 0) console.error(down.stdout, down.stderr);
     }
@@ -474,6 +483,7 @@ describeWhenAvailable('docker compose deployment, MariaDB variant (deploy/compos
 
   afterAll(() => {
     if (composeUp) {
+      saveLogs(compose(['logs', '--no-color', '--timestamps']), project);
       const down = compose(['down', '-v', '--remove-orphans', '--timeout', '30']);
       if (down.status !== 0) console.error(down.stdout, down.stderr);
     }
