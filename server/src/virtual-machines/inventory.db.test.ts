@@ -116,6 +116,7 @@ for (const dialect of DIALECTS) {
 
     const vm = (n: number, over: Partial<DiscoveredVm> = {}): DiscoveredVm => ({
       uuid: uuidOf(n),
+      cloudStack: null,
       name: `vm-${n}`,
       state: 'running',
       vcpus: 2,
