@@ -11,6 +11,7 @@ import type { Borg, RepoAccess } from '../adapters/borg/borg.js';
 import { CreateProgressTracker, type BorgEvent } from '../adapters/borg/log-json.js';
 import { parseDomainXml, type DomainDisk } from '../adapters/libvirt/domain-xml.js';
 import { DomainSnapshots } from '../adapters/libvirt/snapshots.js';
+import { LibvirtErrorCode } from '../adapters/libvirt/libvirt-errors.js';
 import { Virsh, type DomainState } from '../adapters/libvirt/virsh.js';
 import type { ProcessRunner } from '../adapters/process/process-runner.js';
 import type { Clock } from '../clock.js';
@@ -275,7 +276,13 @@ export class BackupEngine {
   async mergeLeftoverOverlays(vmId: string, log: Log): Promise<void> {
     const vm = await this.deps.lookup.vm(vmId);
     const host = await this.deps.lookup.host(vm.host_id);
-    await this.preflight(this.domain(host), vm.uuid, log);
+    try {
+      await this.preflight(this.domain(host), vm.uuid, log);
+    } catch (err) {
+      // A CloudStack instance stopped by CloudStack is not in libvirt: no overlay can be active.
+      if (err instanceof AppError && err.code === LibvirtErrorCode.VM_NOT_FOUND && (toBool(vm.cloudstack_managed) || parseVmInfo(vm.cloudstack) !== null)) return;
+      throw err;
+    }
   }
 
   /** The planned disks the domain runs on their overlay now; `fallback` when the domain cannot be read. */

@@ -18,7 +18,7 @@ import { RestoreService } from './restore.service.js';
 
 export interface RestoreModuleDeps {
   db: Db;
-  backup: Pick<BackupModule, 'dataDir' | 'runner' | 'hosts' | 'lookup' | 'locks' | 'store'> & Partial<Pick<BackupModule, 'engine'>>;
+  backup: Pick<BackupModule, 'dataDir' | 'runner' | 'hosts' | 'lookup' | 'locks' | 'store'> & Partial<Pick<BackupModule, 'engine' | 'cloudStack'>>;
   submit?(kind: string, payload: unknown, opts: SubmitOptions): Promise<TaskView>;
   files?: RestoreFiles;
   /** See RestoreServiceDeps.checkDirectoriesOnSubmit. */
@@ -44,6 +44,7 @@ export function createRestoreModule(deps: RestoreModuleDeps) {
     submit: deps.submit,
     checkDirectoriesOnSubmit: deps.checkDirectoriesOnSubmit,
     shutdownGraceMs: deps.shutdownGraceMs,
+    cloudStack: backup.cloudStack ?? undefined,
   });
   return { service };
 }
