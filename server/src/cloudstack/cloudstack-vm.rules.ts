@@ -120,10 +120,11 @@ export function poolMountPath(pool: CsStoragePool): string {
     default:
       throw bad('is not a file-based pool: Backroll backs up file volumes (NFS, local, shared mount point)');
   }
-  if (!dir || !path.isAbsolute(dir) || dir.split('/').includes('..') || path.normalize(dir) !== dir.replace(/\/+$/, '') || dir.length > 4096) {
+  const trimmed = dir?.replace(/(.)\/+$/, '$1') ?? '';
+  if (!trimmed || !path.isAbsolute(trimmed) || trimmed.split('/').includes('..') || path.normalize(trimmed) !== trimmed || trimmed.length > 4096) {
     throw bad(`has the path ${JSON.stringify(dir)}, which is not a plain absolute path`);
   }
-  return path.normalize(dir).replace(/(.)\/+$/, '$1');
+  return trimmed;
 }
 
 /** A volume's image format from CloudStack's answer; anything but QCOW2 and RAW is refused. */
