@@ -19,6 +19,9 @@ import { HAVE_BORG, domainXml, domState, leftovers, rawSha, run, scribble, virsh
 import { startCloudStackServer, storagePoolShape, type CloudStackTestServer } from '../../test/support/cloudstack-server.js';
 import { startLabApiServer } from '../../test/support/lab-server.js';
 import type { TestServer } from '../../test/support/server.js';
+import { BackupListInfo, CloudStackClient as V1Client } from '../../test/v1/cloudstack-client.js';
+import { createMachineClient } from '../idp/index.js';
+import { Type } from '@sinclair/typebox';
 
 const reason = labSkipReason || (!HAVE_BORG ? ' (SKIPPED: borg is not installed)' : process.getuid?.() !== 0 ? ' (SKIPPED: needs root)' : '');
 
@@ -225,5 +228,34 @@ describe.skipIf(reason !== '')(`CloudStack VMs on the KVM lab${reason}`, () => {
     expect(leftovers(primary)).toEqual([]);
     const logs = await t.api('GET', `/api/v2/tasks/${rt.id}/log`);
     expect(JSON.stringify(logs.body)).toContain('through CloudStack');
+  }, 240_000);
+
+  it('/api/v1 as CloudStack drives it, on the stopped CloudStack VM: singlebackup → SUCCESS → listed once → restore (byte-identical) → delete', async () => {
+    const app = createMachineClient(dataDir, t.server.secretBox, `cloudstack-${tag}`, 'admin');
+    const c = new V1Client(`${t.url}/api/v1`, '2025-04', app.clientId, app.clientSecret);
+    const files = stopped.vols.map((v) => path.join(primary, v));
+    const before = files.map(rawSha);
+    const listed = async () => (await c.success(await c.start('GET', `/virtualmachines/${stopped.uuid}/backups`), BackupListInfo, 'GET backups')).archives as Array<{ name: string }>;
+    const earlier = (await listed()).map((a) => a.name);
+    cs.requests.length = 0;
+    const name = await c.success(await c.start('POST', `/tasks/singlebackup/${stopped.uuid}`), Type.String({ minLength: 1 }), 'POST singlebackup');
+    expect(name).toMatch(new RegExp(`^vda_${stopped.vols[0]}_\\d{10}$`));
+    const now = await listed();
+    // The two-disk VM's new restore point is ONE backup.
+    expect(now.map((a) => a.name).filter((x) => !earlier.includes(x))).toEqual([name]);
+    expect(cs.requests.map((r) => r.command)).not.toContain('startVirtualMachine');
+
+    for (const f of files) {
+      run('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0xa9 0 1M', f]);
+      own(f);
+    }
+    const restored = await c.poll(await c.start('POST', `/tasks/restore/${stopped.uuid}`, { virtual_machine_id: stopped.uuid, backup_name: name, storage: '', mode: 'single' }));
+    expect(restored).toEqual({ state: 'SUCCESS', info: null });
+    expect(files.map(rawSha)).toEqual(before);
+    expect(leftovers(primary)).toEqual([]);
+
+    const deleted = await c.success(await c.start('DELETE', `/virtualmachines/${stopped.uuid}/backups/${name}`), Type.Null(), 'DELETE backup');
+    expect(deleted).toBeNull();
+    expect((await listed()).map((a) => a.name)).toEqual(earlier);
   }, 240_000);
 });
