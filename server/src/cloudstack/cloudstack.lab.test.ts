@@ -258,4 +258,25 @@ describe.skipIf(reason !== '')(`CloudStack VMs on the KVM lab${reason}`, () => {
     expect(deleted).toBeNull();
     expect((await listed()).map((a) => a.name)).toEqual(earlier);
   }, 240_000);
+
+  it('a start CloudStack refuses after the swap: the original disk is put back and the VM started again through CloudStack', async () => {
+    const vm = (await vmByUuid(running.uuid))!;
+    const file = path.join(primary, running.vol);
+    const rp = (await t.api('GET', `/api/v2/virtual-machines/${vm.id}/restore-points`)).body.items[0];
+    scribble(h, { name: running.name, uuid: running.uuid, dir: primary, disks: [{ target: 'vda', path: file, backing: null }], template: null }, 'vda', true, '0xb3');
+    const current = rawSha(file);
+    cs.requests.length = 0;
+    // stop: succeeds; the first start: CloudStack's job fails; the rollback's start: succeeds.
+    cs.jobPlans.push({ pendingPolls: 1 }, { pendingPolls: 1, fail: { errorcode: 533, errortext: 'Unable to create a deployment for VM[User|i-2-VM]' } });
+    const restore = await t.api('POST', `/api/v2/virtual-machines/${vm.id}/restores`, { body: { restorePointId: rp.id, mode: 'in-place' } });
+    expect(restore.status, restore.text).toBe(202);
+    const rt = await waitTask(restore.body.id);
+    expect(rt.state).toBe('failed');
+    expect(rt.error.code).toBe('RESTORE.START_FAILED');
+    expect(rt.error.message).toContain('Unable to create a deployment');
+    expect(cs.requests.filter((r) => r.command.endsWith('VirtualMachine')).map((r) => r.command)).toEqual(['stopVirtualMachine', 'startVirtualMachine', 'startVirtualMachine']);
+    expect(domState(h, running.uuid)).toBe('running');
+    expect(rawSha(file)).toBe(current);
+    expect(leftovers(primary)).toEqual([]);
+  }, 240_000);
 });
