@@ -5,6 +5,7 @@ import { loadConfig, type Config } from '../config/config.js';
 import { systemClock, type Clock } from '../clock.js';
 import { ConnectorRepository } from '../connectors/connector.repository.js';
 import { ConnectorService } from '../connectors/connector.service.js';
+import { CloudStackAccess } from '../cloudstack/cloudstack-access.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { Db } from '../db/database.js';
 import { HookRepository } from '../hooks/hook.repository.js';
@@ -98,7 +99,17 @@ export function createServices(deps: ServiceDeps) {
   const hostConnections = new HostConnections({ hosts: hostRepo, keys: deps.sshKeys ?? null, clock, ssh: config.ssh, concurrencyPerHost: config.inventory.concurrencyPerHost });
   const hosts = new HostService(hostRepo, { poolExists: (id) => pools.exists(id) }, clock, (id) => hostConnections.forget(id));
   const vms = new VmService(new VmRepository(deps.db));
-  const inventory = new InventoryService({ vms: new VmRepository(deps.db), hosts: hostRepo, access: hostConnections, clock, concurrencyPerHost: config.inventory.concurrencyPerHost });
+  // The pools' CloudStack connectors: inventory enrichment, VMs CloudStack stopped, stop/start through CloudStack.
+  const cloudStack = new CloudStackAccess(deps.db, (id) => connectors.client(id));
+  const inventory = new InventoryService({
+    vms: new VmRepository(deps.db),
+    hosts: hostRepo,
+    access: hostConnections,
+    clock,
+    concurrencyPerHost: config.inventory.concurrencyPerHost,
+    cloudStack,
+    warn: (message) => logger.warn(message),
+  });
   // Pools need no notification: a schedule resolves its policy's pools when it fires.
   const jobs = createJobSystem({
     db: deps.db,
@@ -115,7 +126,7 @@ export function createServices(deps: ServiceDeps) {
   });
   jobs.lifecycle.setEndListener(new TaskNotifications({ lookup: new TaskPolicyLookup(deps.db), hooks, notifier, publicUrl: config.publicUrl, logger }));
   // The backup side: vm.backup, pool.backup, restore-point.delete, repository.verify.
-  const backupModule = createBackupModule({ db: deps.db, dataDir: config.dataDir, clock, hosts: { executor: (h) => hostConnections.pool.executor(h.id) } });
+  const backupModule = createBackupModule({ db: deps.db, dataDir: config.dataDir, clock, hosts: { executor: (h) => hostConnections.pool.executor(h.id) }, cloudStack });
   const backups = new BackupService(backupModule, jobs.tasks);
   registerBackupHandlers(jobs.tasks, backupModule, backups);
   // The restore side: vm.restore (in place, as a new VM, to a directory) and disk downloads.

@@ -11,6 +11,7 @@ import type { Borg, RepoAccess } from '../adapters/borg/borg.js';
 import { CreateProgressTracker, type BorgEvent } from '../adapters/borg/log-json.js';
 import { parseDomainXml, type DomainDisk } from '../adapters/libvirt/domain-xml.js';
 import { DomainSnapshots } from '../adapters/libvirt/snapshots.js';
+import { LibvirtErrorCode } from '../adapters/libvirt/libvirt-errors.js';
 import { Virsh, type DomainState } from '../adapters/libvirt/virsh.js';
 import type { ProcessRunner } from '../adapters/process/process-runner.js';
 import type { Clock } from '../clock.js';
@@ -20,6 +21,10 @@ import type { VmLocks } from '../locks/vm-lock.js';
 import type { TaskContext, TaskLogLevel } from '../tasks/task-context.js';
 import { crashPoint } from '../tasks/crash-points.js';
 import { VERSION } from '../version.js';
+import type { CloudStackAccess } from '../cloudstack/cloudstack-access.js';
+import { asDomainDisk } from '../cloudstack/cloudstack-access.js';
+import { CloudStackVmErrorCode, isStopped, parseVmInfo, type CloudStackVmInfo } from '../cloudstack/cloudstack-vm.rules.js';
+import { toBool } from '../db/errors.js';
 import type { BackupLookup } from './backup.lookup.js';
 import { imageChain, type ImageInfo } from './disk-image.js';
 import type { HostAccess } from './host-access.js';
@@ -57,6 +62,8 @@ export interface BackupEngineDeps {
   store: RepositoryStore;
   /** VM lock lease. Default: VmLocks' (the default task lease, 30 s). */
   lockLeaseMs?: number;
+  /** The pools' CloudStack connectors: VMs CloudStack stopped are backed up from their volumes. */
+  cloudStack?: Pick<CloudStackAccess, 'requireClient' | 'settledInstance' | 'volumeDisks'>;
 }
 
 type Log = (level: TaskLogLevel, message: string) => Promise<void>;
@@ -97,12 +104,24 @@ export class BackupEngine {
         const signal = AbortSignal.any([ctx.signal, lock.signal]);
         const started = Date.now();
         const dom = this.domain(host);
-        await this.preflight(dom, vm.uuid, log);
+        // A VM CloudStack stopped is not in libvirt: its volumes are read from the primary storage, like a shut-off VM's disks.
+        const stopped = await this.cloudStackStopped(vm, host, signal);
+        let inactiveXml: string | null = null;
+        let info: { name: string; disks: DomainDisk[] };
+        let state: DomainState;
+        if (stopped) {
+          const volumes = await stopped.access.volumeDisks(stopped.client, stopped.instance, { check: true, signal });
+          info = { name: vm.name, disks: volumes.map(asDomainDisk) };
+          state = 'shut off';
+          await log('info', `${vm.name} is stopped in CloudStack (instance ${stopped.info.id}), so libvirt does not have it: backing up its volumes ${volumes.map((v) => `${v.volumeName} (${v.type})`).join(', ')} from the primary storage`);
+        } else {
+          await this.preflight(dom, vm.uuid, log);
+          signal.throwIfAborted();
+          inactiveXml = await dom.virsh.domainXml(vm.uuid, { inactive: true });
+          info = parseDomainXml(await dom.virsh.domainXml(vm.uuid));
+          state = await dom.virsh.domainState(vm.uuid);
+        }
         signal.throwIfAborted();
-
-        const inactiveXml = await dom.virsh.domainXml(vm.uuid, { inactive: true });
-        const info = parseDomainXml(await dom.virsh.domainXml(vm.uuid));
-        const state = await dom.virsh.domainState(vm.uuid);
         const live = LIVE.has(state);
         const repo = repositoryPath(storage.path, info.name);
         const access = await this.deps.store.ensure(repo, { uuid: vm.uuid, name: info.name }, policy.encryption === 'none' ? 'none' : 'repokey-blake2', (m) => log('info', m));
@@ -151,7 +170,14 @@ export class BackupEngine {
             });
             before += d.size;
           }
-          const cfg = await this.createConfigArchive(access, { vm, host, policy, info: { name: info.name }, inactiveXml, disks: diskRecords, epoch }, ctx, signal);
+          if (stopped) {
+            // CloudStack may have started the VM meanwhile: then what was read is not a consistent image.
+            const now = await stopped.access.settledInstance(stopped.client, stopped.info.id, vm.name, signal).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
+            if (now instanceof Error || !isStopped(String(now.state))) {
+              throw new AppError('conflict', CloudStackVmErrorCode.VM_STARTED, `CloudStack ${now instanceof Error ? `could not confirm that ${vm.name} stayed stopped (${now.message})` : `started ${vm.name} during the backup (state ${now.state})`}: the images read may be inconsistent, so this restore point is dropped; back it up again`, { vmId: vm.id });
+            }
+          }
+          const cfg = await this.createConfigArchive(access, { vm, host, policy, info: { name: info.name }, inactiveXml, cloudStack: stopped?.info ?? parseVmInfo(vm.cloudstack), disks: diskRecords, epoch }, ctx, signal);
           created.push(configArchiveName(epoch));
           stats.push(cfg);
         } catch (err) {
@@ -218,6 +244,21 @@ export class BackupEngine {
   }
 
   /**
+   * For a VM the inventory knows as stopped by CloudStack (undefined from libvirt), the pool's
+   * client and the instance, when CloudStack still says Stopped; null otherwise (a VM CloudStack
+   * has started again is in libvirt and backed up from there). System VMs are refused.
+   */
+  private async cloudStackStopped(vm: VirtualMachineTable, host: HostTable, signal: AbortSignal) {
+    if (toBool(vm.system_vm)) throw systemVmError(vm);
+    const info = parseVmInfo(vm.cloudstack);
+    if (!info?.stoppedOutsideLibvirt || !this.deps.cloudStack) return null;
+    const access = this.deps.cloudStack;
+    const client = await access.requireClient(host.pool_id, vm.name);
+    const instance = await access.settledInstance(client, info.id, vm.name, signal);
+    return isStopped(String(instance.state)) ? { access, client, instance, info: { ...info, state: String(instance.state) } } : null;
+  }
+
+  /**
    * Interrupted-task recovery: the pre-flight clean-up of the VM (overlays merged back, the VM
    * left on its base disks in the state it had), under its lock. `taskId` is the interrupted
    * task: its lock is stale (VmLocks) and the recovery takes it over as its successor.
@@ -235,7 +276,13 @@ export class BackupEngine {
   async mergeLeftoverOverlays(vmId: string, log: Log): Promise<void> {
     const vm = await this.deps.lookup.vm(vmId);
     const host = await this.deps.lookup.host(vm.host_id);
-    await this.preflight(this.domain(host), vm.uuid, log);
+    try {
+      await this.preflight(this.domain(host), vm.uuid, log);
+    } catch (err) {
+      // A CloudStack instance stopped by CloudStack is not in libvirt: no overlay can be active.
+      if (err instanceof AppError && err.code === LibvirtErrorCode.VM_NOT_FOUND && (toBool(vm.cloudstack_managed) || parseVmInfo(vm.cloudstack) !== null)) return;
+      throw err;
+    }
   }
 
   /** The planned disks the domain runs on their overlay now; `fallback` when the domain cannot be read. */
@@ -336,14 +383,15 @@ export class BackupEngine {
 
   private async createConfigArchive(
     access: RepoAccess,
-    c: { vm: VirtualMachineTable; host: HostTable; policy: PolicyTable; info: { name: string }; inactiveXml: string; disks: RestorePointDisk[]; epoch: number },
+    c: { vm: VirtualMachineTable; host: HostTable; policy: PolicyTable; info: { name: string }; inactiveXml: string | null; cloudStack: CloudStackVmInfo | null; disks: RestorePointDisk[]; epoch: number },
     ctx: TaskContext,
     signal: AbortSignal,
   ) {
     const dir = path.join(this.deps.dataDir, 'tmp', `backup-${ctx.taskId}-${c.epoch}`);
     await fs.mkdir(dir, { recursive: true, mode: 0o700 });
     try {
-      await fs.writeFile(path.join(dir, 'domain.xml'), c.inactiveXml, { mode: 0o600 });
+      // A VM CloudStack stopped has no libvirt definition: no domain.xml then (restores use the VM's volumes).
+      if (c.inactiveXml !== null) await fs.writeFile(path.join(dir, 'domain.xml'), c.inactiveXml, { mode: 0o600 });
       const meta = {
         backrollVersion: VERSION,
         epoch: c.epoch,
@@ -352,11 +400,12 @@ export class BackupEngine {
         host: { id: c.host.id, name: c.host.name, address: c.host.address },
         policy: { id: c.policy.id, name: c.policy.name, compression: c.policy.compression, encryption: c.policy.encryption },
         disks: c.disks.map((d) => ({ target: d.target, path: d.path, format: d.format, backingChain: d.backingChain, virtualSize: d.virtualSize, archive: d.archive })),
+        ...(c.cloudStack ? { cloudStack: c.cloudStack } : {}),
       };
       await fs.writeFile(path.join(dir, 'backroll.json'), `${JSON.stringify(meta, null, 2)}\n`, { mode: 0o600 });
       return await this.deps.borg.create(access, {
         archive: configArchiveName(c.epoch),
-        paths: ['domain.xml', 'backroll.json'],
+        paths: c.inactiveXml !== null ? ['domain.xml', 'backroll.json'] : ['backroll.json'],
         cwd: dir,
         compression: c.policy.compression,
         timestamp: new Date(c.epoch * 1000),
@@ -464,6 +513,11 @@ export class BackupEngine {
     await this.deps.restorePoints.deleteByIds(gone.map((rp) => rp.id));
     return gone.map((rp) => rp.epoch).sort((a, b) => a - b);
   }
+}
+
+/** CloudStack re-creates its system VMs: Backroll lists them and never backs them up. */
+export function systemVmError(vm: Pick<VirtualMachineTable, 'id' | 'name'>): AppError {
+  return new AppError('conflict', CloudStackVmErrorCode.SYSTEM_VM, `${vm.name} is a CloudStack system VM (virtual router, secondary storage or console proxy): CloudStack re-creates it, so Backroll lists it but never backs it up`, { vmId: vm.id });
 }
 
 function forwardLog(e: BorgEvent, ctx: TaskContext, what: string): void {

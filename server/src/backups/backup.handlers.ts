@@ -40,6 +40,10 @@ export function registerBackupHandlers(tasks: HandlerRegistrar, mod: BackupModul
     POOL_BACKUP,
     async (p, ctx) => {
       const vms = await mod.lookup.eligibleVmsOfPool(p.poolId);
+      const system = await mod.lookup.systemVmsOfPool(p.poolId);
+      if (system.length > 0) {
+        await ctx.log('info', `skipped ${system.length} CloudStack system VM(s), which CloudStack re-creates and Backroll never backs up: ${system.map((v) => `${v.vm.name}@${v.host.name}`).join(', ')}`);
+      }
       if (vms.length === 0) {
         await ctx.log('warn', `pool ${p.poolId} has no backup-eligible VM on a connected host`);
         return { vms: 0, children: [] };

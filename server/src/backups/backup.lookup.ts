@@ -100,6 +100,23 @@ export class BackupLookup {
     );
   }
 
+  /** The present CloudStack system VMs of the pool's connected hosts (never backed up). */
+  async systemVmsOfPool(poolId: string): Promise<Array<{ vm: VirtualMachineTable; host: HostTable }>> {
+    const rows = await this.db
+      .selectFrom('virtual_machines as v')
+      .innerJoin('hosts as h', 'h.id', 'v.host_id')
+      .selectAll('v')
+      .where('h.pool_id', '=', poolId)
+      .where('h.connection_state', '=', 'connected')
+      .where('v.system_vm', '=', 1)
+      .where('v.present', '=', 1)
+      .orderBy('v.name')
+      .execute();
+    const out: Array<{ vm: VirtualMachineTable; host: HostTable }> = [];
+    for (const vm of rows) out.push({ vm, host: await this.host(vm.host_id) });
+    return out;
+  }
+
   /** Backup-eligible VMs of the pool's connected hosts: present, not a CloudStack system VM. */
   async eligibleVmsOfPool(poolId: string): Promise<Array<{ vm: VirtualMachineTable; host: HostTable }>> {
     const hosts = await this.db.selectFrom('hosts').selectAll().where('pool_id', '=', poolId).where('connection_state', '=', 'connected').orderBy('name').execute();

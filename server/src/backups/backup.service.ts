@@ -7,6 +7,8 @@ import { randomUUID } from 'node:crypto';
 import type { RepoAccess, RepoInfo } from '../adapters/borg/borg.js';
 import { AppError, notFound } from '../errors.js';
 import type { TaskService, TaskView } from '../tasks/task.service.js';
+import { toBool } from '../db/errors.js';
+import { systemVmError } from './backup.engine.js';
 import type { BackupModule } from './index.js';
 import { groupByEpoch, repositoryPath } from './naming.js';
 import type { RestorePointRecord } from './restore-point.repository.js';
@@ -34,6 +36,7 @@ export class BackupService {
   /** Starts a `vm.backup` task (202). Fails at once when the VM, its host or its policy is missing. */
   async startBackup(vmId: string, startedBy: string | null, policyId?: string): Promise<TaskView> {
     const t = await this.mod.lookup.target(vmId, policyId);
+    if (toBool(t.vm.system_vm)) throw systemVmError(t.vm);
     repositoryPath(t.storage.path, t.vm.name);
     return this.tasks.submit(VM_BACKUP, { vmId, ...(policyId ? { policyId } : {}) }, {
       target: { type: 'vm', id: vmId },

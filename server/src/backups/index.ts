@@ -4,6 +4,7 @@ import { nodeProcessRunner, type ProcessRunner } from '../adapters/process/proce
 import { systemClock, type Clock } from '../clock.js';
 import type { Db } from '../db/database.js';
 import { VmLocks } from '../locks/vm-lock.js';
+import type { CloudStackAccess } from '../cloudstack/cloudstack-access.js';
 import { BackupEngine } from './backup.engine.js';
 import { BackupLookup } from './backup.lookup.js';
 import { defaultSshKeyPath, sshHostAccess, type HostAccess } from './host-access.js';
@@ -19,6 +20,8 @@ export interface BackupModuleDeps {
   hosts?: HostAccess;
   sshKeyPath?: string;
   lockLeaseMs?: number;
+  /** The pools' CloudStack connectors (VMs CloudStack stopped; stop/start through CloudStack on restores). */
+  cloudStack?: CloudStackAccess;
 }
 
 export function createBackupModule(deps: BackupModuleDeps) {
@@ -30,8 +33,8 @@ export function createBackupModule(deps: BackupModuleDeps) {
   const locks = new VmLocks(deps.db, clock, { leaseMs: deps.lockLeaseMs });
   const restorePoints = new RestorePointRepository(deps.db);
   const store = new RepositoryStore(deps.dataDir, borg);
-  const engine = new BackupEngine({ clock, dataDir: deps.dataDir, borg, runner, hosts, locks, lookup, restorePoints, store, lockLeaseMs: deps.lockLeaseMs });
-  return { clock, borg, lookup, hosts, locks, restorePoints, store, engine, runner, dataDir: deps.dataDir };
+  const engine = new BackupEngine({ clock, dataDir: deps.dataDir, borg, runner, hosts, locks, lookup, restorePoints, store, lockLeaseMs: deps.lockLeaseMs, cloudStack: deps.cloudStack });
+  return { clock, borg, lookup, hosts, locks, restorePoints, store, engine, runner, dataDir: deps.dataDir, cloudStack: deps.cloudStack ?? null };
 }
 
 export type BackupModule = ReturnType<typeof createBackupModule>;

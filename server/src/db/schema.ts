@@ -98,6 +98,8 @@ export interface VirtualMachineTable {
   cloudstack_managed: number;
   system_vm: number;
   present: number;
+  /** 0009: CloudStack's view of the VM (JSON, CloudStackVmInfo), null when CloudStack does not know it. */
+  cloudstack?: string | null;
   last_seen_at: string;
   created_at: string;
   updated_at: string;

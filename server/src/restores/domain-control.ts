@@ -3,6 +3,7 @@
  * the host's command runner (SSH). Same conventions as the Virsh adapter: `env LC_ALL=C virsh
  * -c <uri> …`, domains addressed by UUID, failures classified by `classifyVirshFailure`.
  */
+import { parseDomainXml } from '../adapters/libvirt/domain-xml.js';
 import { parseDomainState, classifyVirshFailure, type DomainState } from '../adapters/libvirt/virsh.js';
 import { LibvirtErrorCode } from '../adapters/libvirt/libvirt-errors.js';
 import type { AppError } from '../errors.js';
@@ -14,7 +15,33 @@ export interface HostExec {
 /** States in which the guest runs (or could resume): a restore must stop it first. */
 export const ACTIVE_STATES: ReadonlySet<DomainState> = new Set(['running', 'idle', 'paused', 'in shutdown', 'pmsuspended']);
 
-export class DomainControl {
+/** A disk of the VM as its current definition has it. */
+export interface CurrentDisk {
+  type: string;
+  path: string | null;
+  format: string | null;
+}
+
+/**
+ * What an in-place restore does to the VM it restores: read its state and disks, stop it, start
+ * it, power it off on a rollback. libvirt (DomainControl) for plain KVM guests; CloudStack's API
+ * (CloudStackVmControl) for CloudStack instances, never virsh behind CloudStack's back.
+ */
+export interface VmControl {
+  /** Who stops and starts the VM, for logs: `libvirt` or `CloudStack`. */
+  readonly via: string;
+  state(uuid: string): Promise<DomainState>;
+  /** The VM's disks by target, from its persistent definition (or CloudStack's volumes). */
+  disks(uuid: string): Promise<Map<string, CurrentDisk>>;
+  start(uuid: string): Promise<void>;
+  stop(uuid: string, graceMs: number, log: (m: string) => Promise<void>): Promise<'already' | 'shutdown' | 'destroyed'>;
+  /** Power off at once (a rollback's first step when restored disks were already in use). */
+  powerOff(uuid: string): Promise<void>;
+}
+
+export class DomainControl implements VmControl {
+  readonly via = 'libvirt';
+
   constructor(
     private readonly exec: HostExec,
     readonly uri: string,
@@ -38,6 +65,16 @@ export class DomainControl {
 
   async inactiveXml(uuid: string): Promise<string> {
     return this.virsh(['dumpxml', '--inactive', '--domain', uuid], uuid);
+  }
+
+  async disks(uuid: string): Promise<Map<string, CurrentDisk>> {
+    const out = new Map<string, CurrentDisk>();
+    for (const d of parseDomainXml(await this.inactiveXml(uuid)).disks) out.set(d.target, { type: d.type, path: d.path, format: d.format });
+    return out;
+  }
+
+  async powerOff(uuid: string): Promise<void> {
+    await this.destroy(uuid);
   }
 
   async start(uuid: string): Promise<void> {

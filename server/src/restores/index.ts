@@ -19,7 +19,7 @@ import { RestorePreflight } from './restore-preflight.js';
 
 export interface RestoreModuleDeps {
   db: Db;
-  backup: Pick<BackupModule, 'dataDir' | 'runner' | 'hosts' | 'lookup' | 'locks' | 'store'> & Partial<Pick<BackupModule, 'engine'>>;
+  backup: Pick<BackupModule, 'dataDir' | 'runner' | 'hosts' | 'lookup' | 'locks' | 'store'> & Partial<Pick<BackupModule, 'engine' | 'cloudStack'>>;
   submit?(kind: string, payload: unknown, opts: SubmitOptions): Promise<TaskView>;
   files?: RestoreFiles;
   /** See RestoreServiceDeps.checkDirectoriesOnSubmit. */
@@ -45,6 +45,7 @@ export function createRestoreModule(deps: RestoreModuleDeps) {
     submit: deps.submit,
     checkDirectoriesOnSubmit: deps.checkDirectoriesOnSubmit,
     shutdownGraceMs: deps.shutdownGraceMs,
+    cloudStack: backup.cloudStack ?? undefined,
   });
   return { service, preflight: new RestorePreflight(deps.db, service, deps.files ?? nodeRestoreFiles) };
 }

@@ -16,7 +16,11 @@ import { isOverlayPath, templatePath } from '../backups/naming.js';
 import type { AppError } from '../errors.js';
 import type { TaskContext } from '../tasks/task-context.js';
 import { crashPoint } from '../tasks/crash-points.js';
-import { ACTIVE_STATES, DomainControl, type HostExec } from './domain-control.js';
+import { ACTIVE_STATES, DomainControl, type CurrentDisk, type HostExec, type VmControl } from './domain-control.js';
+import { CloudStackVmControl } from './cloudstack-vm-control.js';
+import type { CloudStackAccess } from '../cloudstack/cloudstack-access.js';
+import { CloudStackVmErrorCode } from '../cloudstack/cloudstack-vm.rules.js';
+import { AppError as Failure } from '../errors.js';
 import { rewriteDomainXml } from './domain-xml-rewrite.js';
 import { directoryFileNames, newDiskPath, percentOf, replacedPathOf, tmpPathOf } from './restore.model.js';
 import { RestoreErrorCode, restoreError } from './restore.errors.js';
@@ -34,6 +38,8 @@ export interface RestoreEngineDeps {
   shutdownGraceMs?: number;
   /** Free space kept in reserve on top of the images. Default 64 MiB. */
   reserveBytes?: number;
+  /** The pools' CloudStack connectors: CloudStack instances are stopped and started through CloudStack. */
+  cloudStack?: Pick<CloudStackAccess, 'clientForPool' | 'settledInstance' | 'instance' | 'volumeDisks'>;
 }
 
 export interface InPlaceResult {
@@ -92,12 +98,6 @@ class Meter {
 export const wasRunningMarkerOf = (src: { epoch: number; disks: ReadonlyArray<{ path: string }> }): string | null =>
   src.disks[0] ? `${src.disks[0].path}.backroll-restore-${src.epoch}.was-running` : null;
 
-interface CurrentDisk {
-  type: string;
-  path: string | null;
-  format: string | null;
-}
-
 /**
  * The restore point's disks placed onto the VM's current disks, matched by target: the path
  * written is always one of the VM's own disk files, never the item path inside an archive.
@@ -142,22 +142,38 @@ export class RestoreEngine {
     return new DomainControl(this.deps.hostExec(host.id), host.libvirtUri);
   }
 
+  /**
+   * Who stops and starts the VM: CloudStack's API for a CloudStack instance whose pool has a
+   * connector (never virsh behind CloudStack's back), libvirt otherwise.
+   */
+  async vmControl(vm: RestoreVm, host: RestoreHost): Promise<VmControl> {
+    const libvirt = this.control(host);
+    const cs = this.deps.cloudStack;
+    const info = vm.cloudStack ?? (vm.cloudStackManaged ? { id: vm.uuid } : null);
+    if (!cs || !info || !host.poolId) return libvirt;
+    const client = await cs.clientForPool(host.poolId);
+    return client ? new CloudStackVmControl(client, cs, libvirt, info, vm.name) : libvirt;
+  }
+
   // ---------------------------------------------------------------- in place
 
   async inPlace(ctx: TaskContext, vm: RestoreVm, host: RestoreHost, rp: RestorePointRow, src: RestoreSource): Promise<InPlaceResult> {
     const { files } = this.deps;
-    const ctl = this.control(host);
+    const ctl = await this.vmControl(vm, host);
     const log = (m: string) => ctx.log('info', m);
     const state = await ctl.state(vm.uuid);
     const wasActive = ACTIVE_STATES.has(state);
-    await log(`VM ${JSON.stringify(vm.name)} is ${state}; restoring ${src.disks.length} disk(s) of epoch ${src.epoch} in place`);
+    if (wasActive && ctl.via === 'libvirt' && (vm.cloudStackManaged || vm.cloudStack)) {
+      throw new Failure('conflict', CloudStackVmErrorCode.NO_CONNECTOR, `VM ${JSON.stringify(vm.name)} is a running CloudStack instance and its pool has no CloudStack connector: Backroll stops and starts CloudStack instances only through CloudStack. Set the pool's connectorId, or stop the instance in CloudStack first`, { vmId: vm.id });
+    }
+    await log(`VM ${JSON.stringify(vm.name)} is ${state} (as ${ctl.via} reports it); restoring ${src.disks.length} disk(s) of epoch ${src.epoch} in place`);
     // Written only onto the VM's own disks: each one's path comes from its current definition.
-    const current = await this.currentDisks(ctl, vm);
+    const current = await ctl.disks(vm.uuid);
     const placed = onVmDisks(vm, src, current);
     for (const d of placed.disks) if (d.path !== d.recordedPath) await log(`${d.target}: the VM's disk is now ${d.path} (the restore point has ${d.recordedPath})`);
     src = placed;
     const chains = await this.expectedChains(src, current);
-    const formats = await this.formatsInPlace(ctl, vm, src);
+    const formats = this.formatsInPlace(current, src);
 
     // Checks before touching anything.
     for (const d of src.disks) {
@@ -194,7 +210,7 @@ export class RestoreEngine {
       if (wasActive) {
         ctx.progress({ percent: 2, step: 'stopping the VM' });
         stoppedBy = await ctl.stop(vm.uuid, this.graceMs, log);
-        await log(stoppedBy === 'shutdown' ? 'the VM shut down' : 'the VM was powered off');
+        await log(`${stoppedBy === 'shutdown' ? 'the VM shut down' : 'the VM was powered off'} (${ctl.via})`);
       }
       throwIfCanceled(ctx.signal);
 
@@ -258,7 +274,7 @@ export class RestoreEngine {
 
   private async rollbackInPlace(
     ctx: TaskContext,
-    ctl: DomainControl,
+    ctl: VmControl,
     vm: RestoreVm,
     work: Array<{ disk: SourceDisk; replaced: string; kept: boolean; swapped: boolean }>,
     created: string[],
@@ -275,7 +291,7 @@ export class RestoreEngine {
     // A VM started on restored disks must not keep them open while the originals come back.
     if (work.some((w) => w.swapped)) {
       await step('stopping the VM', async () => {
-        if (ACTIVE_STATES.has(await ctl.state(vm.uuid))) await ctl.destroy(vm.uuid);
+        if (ACTIVE_STATES.has(await ctl.state(vm.uuid))) await ctl.powerOff(vm.uuid);
       });
     }
     for (const w of [...work].reverse()) {
@@ -306,9 +322,9 @@ export class RestoreEngine {
    */
   async recoverInPlace(vm: RestoreVm, host: RestoreHost, src: RestoreSource, log: (m: string) => Promise<void>): Promise<void> {
     const { files } = this.deps;
-    const ctl = this.control(host);
+    const ctl = await this.vmControl(vm, host);
     // The files of the restore are next to the VM's own disks (see inPlace), never at archive paths.
-    src = onVmDisks(vm, src, await this.currentDisks(ctl, vm));
+    src = onVmDisks(vm, src, await ctl.disks(vm.uuid));
     const marker = wasRunningMarkerOf(src);
     const wasRunning = marker !== null && (await files.exists(marker));
     const disks = [];
@@ -340,7 +356,7 @@ export class RestoreEngine {
       }
     } else {
       if (swapped.length > 0 && (await active())) {
-        await ctl.destroy(vm.uuid);
+        await ctl.powerOff(vm.uuid);
         await log('the VM ran on a partly restored set of disks: powered it off to put the originals back');
       }
       for (const x of disks) {
@@ -628,9 +644,7 @@ export class RestoreEngine {
 
   /** The VM's disks as its persistent definition has them now, by target. */
   private async currentDisks(ctl: DomainControl, vm: RestoreVm): Promise<Map<string, CurrentDisk>> {
-    const out = new Map<string, CurrentDisk>();
-    for (const d of parseDomainXml(await ctl.inactiveXml(vm.uuid)).disks) out.set(d.target, { type: d.type, path: d.path, format: d.format });
-    return out;
+    return ctl.disks(vm.uuid);
   }
 
   /**
@@ -679,13 +693,9 @@ export class RestoreEngine {
   }
 
   /** Formats of the disks: as recorded, else as the VM's current definition says, else raw (libvirt's default). */
-  private async formatsInPlace(ctl: DomainControl, vm: RestoreVm, src: RestoreSource): Promise<Map<string, string>> {
+  private formatsInPlace(current: ReadonlyMap<string, CurrentDisk>, src: RestoreSource): Map<string, string> {
     const out = new Map<string, string>();
-    let live: Array<{ target: string; format: string | null }> | null = null;
-    for (const d of src.disks) {
-      if (d.format === null && live === null) live = parseDomainXml(await ctl.inactiveXml(vm.uuid)).disks;
-      out.set(d.target, d.format ?? live?.find((x) => x.target === d.target)?.format ?? 'raw');
-    }
+    for (const d of src.disks) out.set(d.target, d.format ?? current.get(d.target)?.format ?? 'raw');
     return out;
   }
 
@@ -694,7 +704,7 @@ export class RestoreEngine {
     return { uid: o?.uid ?? 0, gid: o?.gid ?? 0, mode: 0o600 };
   }
 
-  private async startAndConfirm(ctl: DomainControl, uuid: string): Promise<void> {
+  private async startAndConfirm(ctl: VmControl, uuid: string): Promise<void> {
     try {
       await ctl.start(uuid);
       const s = await ctl.state(uuid);

@@ -1,17 +1,23 @@
 /** What restores read from the database: the VM, its host, the restore point and its storage. */
 import type { Db } from '../db/database.js';
-import { parseJson } from '../db/errors.js';
+import { parseJson, toBool } from '../db/errors.js';
+import { parseVmInfo, type CloudStackVmInfo } from '../cloudstack/cloudstack-vm.rules.js';
 
 export interface RestoreVm {
   id: string;
   hostId: string;
   uuid: string;
   name: string;
+  /** A CloudStack instance (SMBIOS or the connector): never stopped or started with virsh. */
+  cloudStackManaged?: boolean;
+  /** What the pool's connector said at the last inventory refresh. */
+  cloudStack?: CloudStackVmInfo | null;
 }
 export interface RestoreHost {
   id: string;
   name: string;
   libvirtUri: string;
+  poolId?: string;
 }
 export interface RestorePointRow {
   id: string;
@@ -37,13 +43,13 @@ export class RestoreRepository implements RestoreLookup {
   constructor(private readonly db: Db) {}
 
   async vm(id: string): Promise<RestoreVm | undefined> {
-    const r = await this.db.selectFrom('virtual_machines').select(['id', 'host_id', 'uuid', 'name']).where('id', '=', id).executeTakeFirst();
-    return r && { id: r.id, hostId: r.host_id, uuid: r.uuid, name: r.name };
+    const r = await this.db.selectFrom('virtual_machines').select(['id', 'host_id', 'uuid', 'name', 'cloudstack_managed', 'cloudstack']).where('id', '=', id).executeTakeFirst();
+    return r && { id: r.id, hostId: r.host_id, uuid: r.uuid, name: r.name, cloudStackManaged: toBool(r.cloudstack_managed), cloudStack: parseVmInfo(r.cloudstack) };
   }
 
   async host(id: string): Promise<RestoreHost | undefined> {
-    const r = await this.db.selectFrom('hosts').select(['id', 'name', 'libvirt_uri']).where('id', '=', id).executeTakeFirst();
-    return r && { id: r.id, name: r.name, libvirtUri: r.libvirt_uri };
+    const r = await this.db.selectFrom('hosts').select(['id', 'name', 'libvirt_uri', 'pool_id']).where('id', '=', id).executeTakeFirst();
+    return r && { id: r.id, name: r.name, libvirtUri: r.libvirt_uri, poolId: r.pool_id };
   }
 
   async restorePoint(vmId: string, id: string): Promise<RestorePointRow | undefined> {

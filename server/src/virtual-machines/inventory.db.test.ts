@@ -14,6 +14,9 @@ import { HostRepository, type HostRecord } from '../hosts/host.repository.js';
 import { DIALECTS, createTestDatabase, unavailableReason, type TestDatabase } from '../../test/support/databases.js';
 import { buildDisk, type DiscoveredVm } from './inventory.rules.js';
 import { InventoryService, type HostAccess } from './inventory.service.js';
+import { CloudStackClient } from '../adapters/cloudstack/cloudstack-client.js';
+import { CloudStackAccess } from '../cloudstack/cloudstack-access.js';
+import { startCloudStackServer, storagePoolShape, type CloudStackTestServer } from '../../test/support/cloudstack-server.js';
 import { VmRepository } from './vm.repository.js';
 
 const reasons = Object.fromEntries(await Promise.all(DIALECTS.map(async (d) => [d, await unavailableReason(d)] as const)));
@@ -116,6 +119,7 @@ for (const dialect of DIALECTS) {
 
     const vm = (n: number, over: Partial<DiscoveredVm> = {}): DiscoveredVm => ({
       uuid: uuidOf(n),
+      cloudStack: null,
       name: `vm-${n}`,
       state: 'running',
       vcpus: 2,
@@ -317,6 +321,78 @@ for (const dialect of DIALECTS) {
 
       it('an unknown host is a 404', async () => {
         await expect(inventory.refreshHost(randomUUID())).rejects.toMatchObject({ code: 'HOST.NOT_FOUND' });
+      });
+    });
+
+    describe("inventory with the pool's CloudStack connector (strict CloudStack test server)", () => {
+      let cs: CloudStackTestServer;
+      let inventory: InventoryService;
+      const warnings: string[] = [];
+      const doms = { h1: new Map<string, FakeDomain>(), h2: new Map<string, FakeDomain>() };
+      const STOPPED = '0b7a3f5e-1111-4222-8333-944445555666';
+      const POOL = '6b1c2d3e-4f50-4a6b-8c7d-8e9fa0b1c2d3';
+
+      beforeAll(async () => {
+        await db.deleteFrom('virtual_machines').execute();
+        cs = await startCloudStackServer();
+        cs.pools.push(storagePoolShape(POOL, 'smp', { type: 'SharedMountPoint', path: '/srv/primary' }));
+        const client = new CloudStackClient({ endpointUrl: cs.url, apiKey: cs.apiKey, secretKey: cs.secretKey, name: 'acs', jobPollMs: 10 });
+        const connector = randomUUID();
+        await db.insertInto('connectors').values({ id: connector, name: 'acs', kind: 'cloudstack', endpoint_url: cs.url, api_key_sealed: 'x', secret_key_sealed: 'y', verify_tls: 1, ca_certificate: null, created_at: iso(), updated_at: iso() }).execute();
+        await db.updateTable('pools').set({ connector_id: connector }).where('id', '=', poolA).execute();
+        doms.h1.set(uuidOf(40), { name: 'i-2-40-VM', state: 'running', cloudStack: true });
+        doms.h2.set(uuidOf(41), { name: 'plain', state: 'running' });
+        cs.addVm({ id: uuidOf(40), name: 'web', displayname: 'Web', instancename: 'i-2-40-VM', state: 'Running', account: 'acme' });
+        cs.addVm({ id: STOPPED, name: 'db', displayname: 'DB', instancename: 'i-2-41-VM', state: 'Stopped', volumePaths: ['vol-root', 'vol-data'], storageId: POOL }, 1);
+        const scripted: HostAccess = {
+          virsh: (h: HostRecord) => new Virsh(fakeHost(doms[h.name as 'h1' | 'h2']).run, h.libvirtUri, { concurrency: 3 }),
+          qemuImg: () => new QemuImg(fakeHost(new Map()).run),
+          recordSuccess: async () => {},
+          recordFailure: async (h, err) => explainHostError(err, h, null),
+        };
+        inventory = new InventoryService({ vms, hosts: hostRepo, access: scripted, clock, concurrencyPerHost: 3, cloudStack: new CloudStackAccess(db, async () => client), warn: (m) => void warnings.push(m) });
+      });
+      afterAll(async () => {
+        await db.updateTable('pools').set({ connector_id: null }).where('id', '=', poolA).execute();
+        await cs?.close();
+      });
+      const onHost = async (h: string) => (await vms.list({ limit: 50, offset: 0 }, { hostId: hostIds[h], includeSystem: true })).items;
+
+      it('enriches the domains CloudStack knows and lists the VM it stopped on the pool\'s first host, with its volumes', async () => {
+        const [s1, s2] = [await inventory.refreshHost(hostIds.h1!), await inventory.refreshHost(hostIds.h2!)];
+        expect(s1.hosts[0]).toMatchObject({ ok: true, cloudStack: { ok: true, instances: 1, stopped: 1, error: null } });
+        expect(s2.hosts[0]).toMatchObject({ ok: true, cloudStack: { ok: true, instances: 0, stopped: 0, error: null } });
+        const h1 = await onHost('h1');
+        expect(h1.map((v) => [v.name, v.state, v.cloudStack?.displayName, v.cloudStack?.state, v.cloudStack?.stoppedOutsideLibvirt])).toEqual([
+          ['i-2-40-VM', 'running', 'Web', 'Running', false],
+          ['i-2-41-VM', 'shut off', 'DB', 'Stopped', true],
+        ]);
+        expect(h1[1]!.disks.map((d) => [d.target, d.path, d.format])).toEqual([
+          ['vda', '/srv/primary/vol-root', 'qcow2'],
+          ['vdb', '/srv/primary/vol-data', 'qcow2'],
+        ]);
+        expect((await onHost('h2')).map((v) => [v.name, v.cloudStack])).toEqual([['plain', null]]);
+        expect(cs.rejected).toEqual([]);
+      });
+
+      it('a failing connector changes nothing CloudStack said and never fails the host; an expunged VM then disappears', async () => {
+        now = new Date(now.getTime() + 60_000);
+        cs.failNext('listVirtualMachines', { errorcode: 530, errortext: 'Internal error executing command' });
+        const s = await inventory.refreshHost(hostIds.h1!);
+        expect(s.hosts[0]).toMatchObject({ ok: true, disappeared: 0, cloudStack: { ok: false, error: { code: 'CONNECTOR.API_ERROR' } } });
+        expect(warnings.join('\n')).toContain('Internal error executing command');
+        const h1 = await onHost('h1');
+        expect(h1.map((v) => [v.name, v.present, v.cloudStack?.state])).toEqual([
+          ['i-2-40-VM', true, 'Running'],
+          ['i-2-41-VM', true, 'Stopped'],
+        ]);
+        cs.vms.splice(cs.vms.findIndex((v) => v.id === STOPPED), 1);
+        const again = await inventory.refreshHost(hostIds.h1!);
+        expect(again.hosts[0]).toMatchObject({ ok: true, disappeared: 1, cloudStack: { ok: true, stopped: 0 } });
+        expect((await onHost('h1')).map((v) => [v.name, v.present])).toEqual([
+          ['i-2-40-VM', true],
+          ['i-2-41-VM', false],
+        ]);
       });
     });
   });

@@ -95,6 +95,7 @@ describe('discoveredVm', () => {
 describe('planInventory', () => {
   const vm = (uuid: string, over: Partial<DiscoveredVm> = {}): DiscoveredVm => ({
     uuid,
+    cloudStack: null,
     name: `vm-${uuid}`,
     state: 'running',
     vcpus: 1,

@@ -2,6 +2,7 @@
 import type { DomainDisk, DomainInfo } from '../adapters/libvirt/domain-xml.js';
 import type { DomainState } from '../adapters/libvirt/virsh.js';
 import type { ImageInfo } from '../adapters/qemu-img/qemu-img-info.js';
+import type { CloudStackVmInfo } from '../cloudstack/cloudstack-vm.rules.js';
 
 /**
  * Apache CloudStack names its system VMs `<prefix>-<id>-<instance>` (VirtualMachineName.java):
@@ -63,6 +64,8 @@ export interface DiscoveredVm {
   disks: VmDisk[];
   cloudStackManaged: boolean;
   systemVm: boolean;
+  /** What the pool's CloudStack connector says about it; null without a connector or when CloudStack does not know it. */
+  cloudStack: CloudStackVmInfo | null;
 }
 
 /** Disks qemu-img can inspect: a local file or block device. */
@@ -109,6 +112,7 @@ export function discoveredVm(info: DomainInfo, state: DomainState, disks: VmDisk
     disks,
     cloudStackManaged: info.cloudStack,
     systemVm: isSystemVm(info.name, info.cloudStack),
+    cloudStack: null,
   };
 }
 
@@ -123,6 +127,7 @@ export interface KnownVm {
   disks: VmDisk[];
   cloudStackManaged: boolean;
   systemVm: boolean;
+  cloudStack: CloudStackVmInfo | null;
   present: boolean;
 }
 
@@ -145,6 +150,7 @@ function same(k: KnownVm, d: DiscoveredVm): boolean {
     k.memoryBytes === d.memoryBytes &&
     k.cloudStackManaged === d.cloudStackManaged &&
     k.systemVm === d.systemVm &&
+    JSON.stringify(k.cloudStack) === JSON.stringify(d.cloudStack) &&
     JSON.stringify(k.disks) === JSON.stringify(d.disks)
   );
 }

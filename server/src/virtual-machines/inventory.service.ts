@@ -19,7 +19,11 @@ import { isUniqueViolation } from '../db/errors.js';
 import { AppError } from '../errors.js';
 import type { HostRecord, HostRepository } from '../hosts/host.repository.js';
 import { found } from '../shared/service-helpers.js';
-import { buildDisk, discoveredVm, inspectable, planInventory, type DiscoveredVm, type VmDisk } from './inventory.rules.js';
+import type { CloudStackAccess } from '../cloudstack/cloudstack-access.js';
+import { asDomainDisk } from '../cloudstack/cloudstack-access.js';
+import { indexInstances, isStopped, matchInstance, vmInfo } from '../cloudstack/cloudstack-vm.rules.js';
+import type { CsVirtualMachine } from '../adapters/cloudstack/cloudstack-client.js';
+import { buildDisk, discoveredVm, inspectable, isSystemVm, planInventory, type DiscoveredVm, type KnownVm, type VmDisk } from './inventory.rules.js';
 import type { VmRepository } from './vm.repository.js';
 
 /** What the inventory needs from the host layer (HostConnections in production). */
@@ -47,6 +51,8 @@ export interface HostRefreshSummary {
   vmErrors: Array<{ uuid: string; code: string; message: string }>;
   /** Why the host could not be inventoried (then nothing of it changed). */
   error: { code: string; message: string } | null;
+  /** Present when the host's pool has a CloudStack connector. */
+  cloudStack?: { ok: boolean; instances: number; stopped: number; error: { code: string; message: string } | null };
   durationMs: number;
 }
 
@@ -65,6 +71,10 @@ export interface InventoryDeps {
   concurrencyPerHost: number;
   /** Hosts refreshed at once by `refreshAll`. Default 8. */
   hostConcurrency?: number;
+  /** The pools' CloudStack connectors: enrichment and VMs CloudStack stopped. Without it, SMBIOS recognition only. */
+  cloudStack?: Pick<CloudStackAccess, 'clientForPool' | 'volumeDisks'>;
+  /** Where diagnostics of the CloudStack side go (a connector failing never fails the host). */
+  warn?: (message: string) => void;
 }
 
 /** Errors about one domain; anything else (SSH, libvirt down, timeouts) is about the host. */
@@ -134,9 +144,10 @@ export class InventoryService {
       summary.vanished = vanished;
       summary.vmErrors = unreadable;
       const unreadableUuids = new Set(unreadable.map((u) => u.uuid));
+      const all = await this.withCloudStack(host, vms, unreadableUuids, summary);
       // Another process may insert the same new VMs at the same moment: re-plan once on a conflict.
       for (let attempt = 0; ; attempt++) {
-        const plan = planInventory(await this.deps.vms.knownOnHost(host.id), vms, unreadableUuids);
+        const plan = planInventory(await this.deps.vms.knownOnHost(host.id), all, unreadableUuids);
         try {
           await this.deps.vms.apply(host.id, plan, isoNow(this.deps.clock));
         } catch (err) {
@@ -165,6 +176,62 @@ export class InventoryService {
     }
     summary.durationMs = Date.now() - t0;
     return summary;
+  }
+
+  /**
+   * With the pool's CloudStack connector: each domain CloudStack knows gets CloudStack's view
+   * (instance id, display name, account, domain, project, state), and the VMs CloudStack stopped
+   * (undefined from libvirt) that belong to this host (the pool host that saw them last, else the
+   * pool's first host by name) are added, with their volumes as disks. A connector that fails
+   * changes nothing CloudStack said before and never fails the host.
+   */
+  private async withCloudStack(host: HostRecord, vms: DiscoveredVm[], unreadable: Set<string>, summary: HostRefreshSummary): Promise<DiscoveredVm[]> {
+    const cs = this.deps.cloudStack;
+    if (!cs) return vms;
+    let instances: CsVirtualMachine[];
+    let client;
+    try {
+      client = await cs.clientForPool(host.poolId);
+      if (!client) return vms;
+      instances = await client.listVirtualMachines();
+    } catch (err) {
+      const e = err instanceof AppError ? { code: err.code, message: err.message } : { code: 'CONNECTOR.FAILED', message: String(err) };
+      summary.cloudStack = { ok: false, instances: 0, stopped: 0, error: e };
+      this.deps.warn?.(`inventory of host ${host.name}: the pool's CloudStack connector failed (${e.code}: ${e.message}); CloudStack's view of its VMs is left as it was`);
+      // Keep what CloudStack said before; the VMs only it knows are not marked absent.
+      const known = new Map((await this.deps.vms.knownOnHost(host.id)).map((k) => [k.uuid, k] as const));
+      for (const v of vms) v.cloudStack = known.get(v.uuid)?.cloudStack ?? null;
+      for (const k of known.values()) if (k.cloudStack?.stoppedOutsideLibvirt && k.present) unreadable.add(k.uuid);
+      return vms;
+    }
+    const { byId, byInstanceName } = indexInstances(instances);
+    const matched = new Set<string>();
+    let enriched = 0;
+    for (const v of vms) {
+      const m = matchInstance(v, byId, byInstanceName);
+      if (!m) continue;
+      matched.add(m.id.toLowerCase());
+      v.cloudStack = vmInfo(m, false);
+      v.cloudStackManaged = true;
+      v.systemVm = isSystemVm(v.name, true);
+      enriched++;
+    }
+    const stopped = [...byId.values()].filter((m) => isStopped(String(m.state)) && !matched.has(m.id.toLowerCase()));
+    const { lastHostOf, hostIds } = await this.deps.vms.poolPlacement(host.poolId, stopped.map((m) => m.id));
+    const mine = stopped.filter((m) => (lastHostOf.get(m.id.toLowerCase()) ?? hostIds[0]) === host.id);
+    const added: DiscoveredVm[] = [];
+    for (const m of mine) {
+      let disks: VmDisk[] = [];
+      try {
+        disks = (await cs.volumeDisks(client, m, { check: false })).map((d) => ({ ...buildDisk(asDomainDisk(d), null, null), virtualSizeBytes: d.sizeBytes }));
+      } catch (err) {
+        const e = err instanceof AppError ? err : new AppError('internal', 'CONNECTOR.FAILED', String(err));
+        summary.vmErrors.push({ uuid: m.id.toLowerCase(), code: e.code, message: e.message });
+      }
+      added.push(stoppedVm(m, disks));
+    }
+    summary.cloudStack = { ok: true, instances: enriched, stopped: added.length, error: null };
+    return [...vms, ...added];
   }
 
   private async discover(host: HostRecord): Promise<{ vms: DiscoveredVm[]; vanished: number; unreadable: HostRefreshSummary['vmErrors'] }> {
@@ -215,6 +282,25 @@ export class InventoryService {
     }
   }
 }
+
+/** A VM CloudStack stopped, as the inventory lists it: shut off, its volumes as disks. */
+function stoppedVm(m: CsVirtualMachine, disks: VmDisk[]): DiscoveredVm {
+  const name = typeof m.instancename === 'string' && m.instancename !== '' ? m.instancename : String(m.name);
+  const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? Math.floor(v) : 0);
+  return {
+    uuid: m.id.toLowerCase(),
+    name: [...name].slice(0, 255).join(''),
+    state: 'shut off',
+    vcpus: num(m.cpunumber),
+    memoryBytes: num(m.memory) * 1024 * 1024,
+    disks,
+    cloudStackManaged: true,
+    systemVm: false,
+    cloudStack: vmInfo(m, true),
+  };
+}
+
+export type { KnownVm };
 
 /** At most `limit` at once; after a failure no new item starts (the first error is thrown). */
 async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (t: T) => Promise<R>): Promise<R[]> {

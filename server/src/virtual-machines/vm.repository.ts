@@ -5,6 +5,7 @@ import { fromBool, parseJson, toBool } from '../db/errors.js';
 import type { PageRequest, PageResult } from '../db/page.js';
 import type { VirtualMachineTable } from '../db/schema.js';
 import type { ConnectionState } from '../hosts/host.repository.js';
+import { parseVmInfo } from '../cloudstack/cloudstack-vm.rules.js';
 import type { DiscoveredVm, InventoryPlan, KnownVm, VmDisk } from './inventory.rules.js';
 
 /** A VM of the inventory cache, with what the list shows of its host. */
@@ -38,6 +39,7 @@ const known = (r: VirtualMachineTable): KnownVm => ({
   disks: parseJson<VmDisk[]>(r.disks, []),
   cloudStackManaged: toBool(r.cloudstack_managed),
   systemVm: toBool(r.system_vm),
+  cloudStack: parseVmInfo(r.cloudstack),
   present: toBool(r.present),
 });
 
@@ -49,6 +51,7 @@ const content = (d: DiscoveredVm) => ({
   disks: JSON.stringify(d.disks),
   cloudstack_managed: fromBool(d.cloudStackManaged),
   system_vm: fromBool(d.systemVm),
+  cloudstack: d.cloudStack ? JSON.stringify(d.cloudStack) : null,
   present: 1,
 });
 
@@ -89,6 +92,27 @@ export class VmRepository {
         await trx.updateTable('virtual_machines').set({ present: 0, updated_at: now }).where('id', 'in', ids).execute();
       }
     });
+  }
+
+  /**
+   * Per uuid, the pool host whose inventory row of it was seen last (where a VM CloudStack
+   * stopped last ran), and the pool's hosts by name.
+   */
+  async poolPlacement(poolId: string, uuids: readonly string[]): Promise<{ lastHostOf: Map<string, string>; hostIds: string[] }> {
+    const hostIds = (await this.db.selectFrom('hosts').select(['id']).where('pool_id', '=', poolId).orderBy('name').orderBy('id').execute()).map((h) => h.id);
+    const lastHostOf = new Map<string, string>();
+    for (const part of chunks(uuids.map((u) => u.toLowerCase()))) {
+      if (part.length === 0 || hostIds.length === 0) continue;
+      const rows = await this.db
+        .selectFrom('virtual_machines')
+        .select(['uuid', 'host_id', 'last_seen_at'])
+        .where('uuid', 'in', part)
+        .where('host_id', 'in', hostIds)
+        .orderBy('last_seen_at', 'desc')
+        .execute();
+      for (const r of rows) if (!lastHostOf.has(r.uuid)) lastHostOf.set(r.uuid, r.host_id);
+    }
+    return { lastHostOf, hostIds };
   }
 
   async findById(id: string): Promise<VmRecord | undefined> {

@@ -34,7 +34,23 @@ const VirtualMachine = Type.Object(
     vcpus: Type.Integer(),
     memoryBytes: Type.Integer(),
     disks: Type.Array(Disk),
-    cloudStackManaged: Type.Boolean({ description: 'an Apache CloudStack instance (SMBIOS sysinfo)' }),
+    cloudStackManaged: Type.Boolean({ description: "an Apache CloudStack instance (SMBIOS sysinfo, or known to the pool's connector)" }),
+    cloudStack: Type.Union(
+      [
+        Type.Object({
+          id: Type.String({ description: "CloudStack's instance id" }),
+          instanceName: Nullable(Type.String({ description: 'the libvirt domain name, e.g. i-2-12-VM' })),
+          displayName: Nullable(Type.String()),
+          account: Nullable(Type.String()),
+          domain: Nullable(Type.String()),
+          project: Nullable(Type.String()),
+          state: Type.String({ description: 'the state as CloudStack sees it (Running, Stopped, …)' }),
+          stoppedOutsideLibvirt: Type.Boolean({ description: 'stopped by CloudStack, so undefined from libvirt: known through the connector, backed up from its volumes on the primary storage' }),
+        }),
+        Type.Null(),
+      ],
+      { description: "what the pool's CloudStack connector says about the VM at the last refresh; null without a connector or when CloudStack does not know it" },
+    ),
     systemVm: Type.Boolean({ description: 'a CloudStack system VM (r-/s-/v-/b-/l-<id>-<instance>): listed, never backed up' }),
     present: Type.Boolean({ description: 'false: no longer on its host at the last refresh (kept: its backups still matter)' }),
     lastSeenAt: Type.String({ format: 'date-time' }),
@@ -62,6 +78,17 @@ const HostSummary = Type.Object({
   vanished: Type.Integer({ description: 'listed, then undefined before they could be read: skipped' }),
   vmErrors: Type.Array(Type.Object({ uuid: Type.String(), code: Type.String(), message: Type.String() }), { description: 'domains that could not be read (left unchanged)' }),
   error: Type.Union([Type.Object({ code: Type.String(), message: Type.String() }), Type.Null()], { description: 'why the host could not be inventoried (nothing of it changed)' }),
+  cloudStack: Type.Optional(
+    Type.Object(
+      {
+        ok: Type.Boolean(),
+        instances: Type.Integer({ description: 'domains of the host CloudStack knows' }),
+        stopped: Type.Integer({ description: 'VMs CloudStack stopped (undefined from libvirt) listed on this host' }),
+        error: Type.Union([Type.Object({ code: Type.String(), message: Type.String() }), Type.Null()], { description: 'why the connector could not be asked (the VMs keep what it said before)' }),
+      },
+      { description: "present when the host's pool has a CloudStack connector" },
+    ),
+  ),
   durationMs: Type.Integer(),
 });
 const RefreshSummary = Type.Object({ startedAt: Type.String({ format: 'date-time' }), finishedAt: Type.String({ format: 'date-time' }), hosts: Type.Array(HostSummary) });

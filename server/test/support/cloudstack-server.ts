@@ -105,6 +105,10 @@ export interface VmSeed {
   account?: string;
   projectid?: string;
   project?: string;
+  /** Volume file names (or paths) in the primary storage, ROOT first; default random uuids. */
+  volumePaths?: string[];
+  /** The primary storage of its volumes (default POOL_ID). */
+  storageId?: string;
 }
 
 export function vmShape(seed: VmSeed, n = 12): Json {
@@ -167,7 +171,7 @@ export function vmShape(seed: VmSeed, n = 12): Json {
   };
 }
 
-export function volumeShape(vm: Json, type: 'ROOT' | 'DATADISK', deviceid: number, pathId = randomUUID()): Json {
+export function volumeShape(vm: Json, type: 'ROOT' | 'DATADISK', deviceid: number, pathId: string = randomUUID(), storageId = POOL_ID): Json {
   return {
     id: randomUUID(),
     name: type === 'ROOT' ? `ROOT-${String(vm.instancename).split('-')[2]}` : `DATA-${String(vm.instancename).split('-')[2]}-${deviceid}`,
@@ -190,7 +194,8 @@ export function volumeShape(vm: Json, type: 'ROOT' | 'DATADISK', deviceid: numbe
     storagetype: 'shared',
     hypervisor: 'KVM',
     storage: 'primary-nfs',
-    storageid: POOL_ID,
+    storageid: storageId,
+    format: 'QCOW2',
     destroyed: false,
     isextractable: true,
     tags: [],
@@ -201,7 +206,7 @@ export function volumeShape(vm: Json, type: 'ROOT' | 'DATADISK', deviceid: numbe
   };
 }
 
-export function storagePoolShape(id = POOL_ID, name = 'primary-nfs'): Json {
+export function storagePoolShape(id = POOL_ID, name = 'primary-nfs', where: { type?: string; path?: string } = {}): Json {
   return {
     id,
     zoneid: ZONE_ID,
@@ -210,9 +215,9 @@ export function storagePoolShape(id = POOL_ID, name = 'primary-nfs'): Json {
     podname: 'pod-1',
     name,
     ipaddress: '10.0.0.5',
-    path: '/export/primary',
+    path: where.path ?? '/export/primary',
     created: '2025-05-27T06:01:56+0000',
-    type: 'NetworkFilesystem',
+    type: where.type ?? 'NetworkFilesystem',
     clusterid: 'a7b4c0e1-8ba4-41ea-a2f4-490798ddd166',
     clustername: 'cluster-1',
     disksizetotal: 1099511627776,
@@ -253,6 +258,8 @@ interface Job {
   polls: number;
   plan: JobPlan;
   done?: Json;
+  /** The onJob hook's work: the job stays pending until it settles; its failure fails the job. */
+  work?: { settled: boolean; error?: string };
 }
 
 export interface CloudStackServerOptions {
@@ -288,6 +295,11 @@ export interface CloudStackTestServer {
   rawNext(command: string, answer: { status: number; contentType: string; body: string }): void;
   /** Commands the account's role may not run (432). */
   denied: Set<string>;
+  /**
+   * What a start/stop job does besides changing the VM's state here (e.g. really start or stop a
+   * libvirt domain of the lab, as CloudStack's agent would); the job is pending until it settles.
+   */
+  onJob?: (command: 'startVirtualMachine' | 'stopVirtualMachine', vm: Json, params: Record<string, string>) => Promise<void>;
   /** Adds a VM (and its ROOT volume plus `dataDisks` data volumes) to the fake cloud. */
   addVm(seed: VmSeed, dataDisks?: number): Json;
   close(): Promise<void>;
@@ -338,8 +350,10 @@ export async function startCloudStackServer(opts: CloudStackServerOptions = {}):
     addVm(seed, dataDisks = 0) {
       const vm = vmShape(seed, ++vmCounter);
       s.vms.push(vm);
-      s.volumes.push(volumeShape(vm, 'ROOT', 0));
-      for (let i = 1; i <= dataDisks; i++) s.volumes.push(volumeShape(vm, 'DATADISK', i));
+      const paths = seed.volumePaths ?? [];
+      s.volumes.push(volumeShape(vm, 'ROOT', 0, paths[0], seed.storageId));
+      // Device id 3 is the CD-ROM's (hdc) on KVM: CloudStack skips it for data disks.
+      for (let i = 1; i <= dataDisks; i++) s.volumes.push(volumeShape(vm, 'DATADISK', i >= 3 ? i + 1 : i, paths[i], seed.storageId));
       return vm;
     },
     close: async () => {},
@@ -382,10 +396,11 @@ export async function startCloudStackServer(opts: CloudStackServerOptions = {}):
       created: '2026-12-02T10:00:00+0000',
       jobid: job.id,
     };
-    if (job.polls <= job.plan.pendingPolls) return { ...base, jobstatus: 0, jobresultcode: 0 };
+    if (job.polls <= job.plan.pendingPolls || (job.work && !job.work.settled)) return { ...base, jobstatus: 0, jobresultcode: 0 };
     if (!job.done) {
-      if (job.plan.fail) {
-        job.done = { jobstatus: 2, jobresultcode: job.plan.fail.errorcode, jobresulttype: 'object', jobresult: { errorcode: job.plan.fail.errorcode, errortext: job.plan.fail.errortext } };
+      const fail = job.plan.fail ?? (job.work?.error !== undefined ? { errorcode: 530, errortext: job.work.error } : undefined);
+      if (fail) {
+        job.done = { jobstatus: 2, jobresultcode: fail.errorcode, jobresulttype: 'object', jobresult: { errorcode: fail.errorcode, errortext: fail.errortext } };
       } else {
         const vm = vmById(job.command, job.vmId);
         if (job.command === 'startVirtualMachine') Object.assign(vm, { state: 'Running', hostid: 'c1f1e2d3-0000-4000-8000-000000000001', hostname: 'kvmhost1' });
@@ -407,6 +422,8 @@ export async function startCloudStackServer(opts: CloudStackServerOptions = {}):
       case 'listCapabilities':
         return { capability: s.capabilities };
       case 'listVirtualMachines': {
+        // CloudStack refuses an id it does not know (431) rather than answering an empty list.
+        if (p.id !== undefined && !s.vms.some((v) => v.id === p.id)) throw invalidParam(command, 'id', p.id);
         const vms = s.vms.filter(
           (v) =>
             inScope(v, p) &&
@@ -429,6 +446,14 @@ export async function startCloudStackServer(opts: CloudStackServerOptions = {}):
       case 'stopVirtualMachine': {
         const vm = vmById(command, p.id);
         const job: Job = { id: randomUUID(), command, vmId: String(vm.id), polls: 0, plan: s.jobPlans.shift() ?? { pendingPolls: 1 } };
+        if (s.onJob && !job.plan.fail) {
+          const work: NonNullable<Job['work']> = { settled: false };
+          job.work = work;
+          s.onJob(command, vm, p).then(
+            () => (work.settled = true),
+            (err: unknown) => Object.assign(work, { settled: true, error: String((err as Error)?.message ?? err) }),
+          );
+        }
         s.jobs.set(job.id, job);
         return { id: vm.id, jobid: job.id };
       }
