@@ -78,7 +78,11 @@ describe('CloudStack access (volumes, instances, stop/start) against a strict Cl
     expect((await bad(['/etc/passwd'])).code).toBe(CloudStackVmErrorCode.VOLUME_PATH_INVALID);
     expect((await bad([`${dir}/../x`])).code).toBe(CloudStackVmErrorCode.VOLUME_PATH_INVALID);
     const link = randomUUID();
-    fs.symlinkSync('/etc/passwd', path.join(dir, link));
+    // A link out of the pool, to a scratch file of this test: never to a system file (the
+    // suite runs as root, and an earlier draft writing through such a link clobbered /etc/passwd).
+    const outside = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'cs-outside-')), 'target.qcow2');
+    fs.writeFileSync(outside, 'outside');
+    fs.symlinkSync(outside, path.join(dir, link));
     const e = await bad([link]);
     expect(e.code).toBe(CloudStackVmErrorCode.VOLUME_PATH_INVALID);
     expect(e.message).toContain('symbolic link');
