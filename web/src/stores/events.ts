@@ -31,7 +31,9 @@ export const useEventsStore = defineStore('events', () => {
   const runningCount = computed(() => running.value.filter((t) => t.parentId === null).length);
 
   function applyTask(task: Task): void {
-    tasks.set(task.id, task);
+    const known = tasks.get(task.id);
+    // Stream events may not name the target; keep the name a list gave us.
+    tasks.set(task.id, known?.targetName && !task.targetName ? { ...task, targetName: known.targetName } : task);
     // Keep the map small: forget finished tasks beyond the newest 200.
     if (tasks.size > 400) {
       const finished = [...tasks.values()].filter((t) => FINISHED_STATES.includes(t.state)).sort((a, b) => (a.updatedAt < b.updatedAt ? -1 : 1));
