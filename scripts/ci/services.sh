@@ -14,6 +14,8 @@ command -v redis-server >/dev/null || need_pkgs+=(redis-server)
 command -v psql >/dev/null || need_pkgs+=(postgresql-client)
 # systemd-analyze lints deploy/systemd (no running systemd is needed).
 command -v systemd-analyze >/dev/null || need_pkgs+=(systemd)
+# The console's end-to-end tests drive Debian's chromium with playwright-core (never a downloaded browser).
+[ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   log "installing ${need_pkgs[*]}"
   apt-get update -qq
