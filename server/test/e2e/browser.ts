@@ -70,8 +70,16 @@ export async function launchBrowser(): Promise<E2eBrowser> {
     page.on('console', (msg) => {
       if (msg.type() !== 'error') return;
       const text = msg.text();
+      // Chromium's own line for a failed request names no URL: the response handler below records it.
+      if (text.startsWith('Failed to load resource:')) return;
       if (allow.some((a) => text.includes(a))) return;
       errors.push(`${page.url()}: ${text}`);
+    });
+    page.on('response', (res) => {
+      if (res.status() < 400) return;
+      const line = `${res.status()} ${res.request().method()} ${res.url()}`;
+      if (allow.some((a) => line.includes(a))) return;
+      errors.push(`${page.url()}: failed request ${line}`);
     });
     page.on('pageerror', (err) => errors.push(`${page.url()}: uncaught ${err.name}: ${err.message}`));
   };
