@@ -38,5 +38,9 @@ for project in main lab; do
   (cd server && npx vitest run --project "$project" --reporter=default --reporter=json --outputFile.json="$results/vitest-$project.json") || status=$?
   echo "[test-all] project $project: $(( $(date +%s) - started )) s"
 done
-node scripts/ci/summary.mjs "$results/vitest-main.json" "$results/vitest-lab.json" || status=$?
+# The web console's component tests (happy-dom; no server needed).
+started=$(date +%s)
+(cd web && npx vitest run --reporter=default --reporter=json --outputFile.json="$results/vitest-web.json") || status=$?
+echo "[test-all] web: $(( $(date +%s) - started )) s"
+node scripts/ci/summary.mjs "$results/vitest-main.json" "$results/vitest-lab.json" "$results/vitest-web.json" || status=$?
 exit $status

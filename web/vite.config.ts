@@ -31,5 +31,6 @@ export default defineConfig({
       },
     },
     chunkSizeWarningLimit: 700,
+    manifest: true,
   },
 });

@@ -53,7 +53,7 @@ export function formatRelative(iso: string | null | undefined, now = Date.now())
     abs < 79200 ? [Math.round(diff / 3600), 'hour'] :
     abs < 2592000 ? [Math.round(diff / 86400), 'day'] :
     abs < 31536000 ? [Math.round(diff / 2592000), 'month'] : [Math.round(diff / 31536000), 'year'];
-  if (unit === 'second' && abs < 10) return diff <= 0 ? 'just now' : 'in a few seconds';
+  if (unit === 'second' && abs < 10) return 'just now';
   return rtf ? rtf.format(value, unit) : `${value} ${unit}s`;
 }
 

@@ -19,6 +19,9 @@ import { v1Routes } from '../v1/v1.routes.js';
 import { drRoutes } from '../dr/dr.routes.js';
 import { consoleConfigRoute, consoleRoutes } from '../console/console.routes.js';
 import { webRoutes } from '../console/web-static.js';
+import { eventRoutes } from '../console/events.routes.js';
+import { ChangeFeed } from '../console/change-feed.js';
+import { StreamLimits } from '../tasks/sse-limits.js';
 import type { OidcConfig } from '../config/config.js';
 import { resourceIndicatorFor } from '../idp/provider.js';
 import { VERSION } from '../version.js';
@@ -36,6 +39,8 @@ export interface ApiContext {
 }
 
 export async function apiV2Routes(app: FastifyInstance, services: Services, ctx: ApiContext): Promise<void> {
+  // One cap on open event streams, task streams and the console's stream alike.
+  const streams = new StreamLimits();
   await app.register(
     async (v2) => {
       await storageRoutes(v2, services.storages);
@@ -45,12 +50,13 @@ export async function apiV2Routes(app: FastifyInstance, services: Services, ctx:
       await hostConnectionRoutes(v2, services.hostConnections);
       await vmRoutes(v2, services.vms, services.inventory);
       await connectorRoutes(v2, services.connectors);
-      await hookRoutes(v2, services.hooks);
+      await hookRoutes(v2, services.hooks, services.hookDeliveries);
       await backupRoutes(v2, services.backups);
-      await restoreRoutes(v2, services.restores);
-      await taskRoutes(v2, services.tasks, { mode: services.jobs.mode });
+      await restoreRoutes(v2, services.restores, services.restorePreflight);
+      await taskRoutes(v2, services.tasks, { mode: services.jobs.mode, streams });
       await drRoutes(v2, services.dr, services.drSelfBackup);
       await consoleRoutes(v2, services.consoleReads, { db: services.consoleReads.db, clock: services.clock });
+      await eventRoutes(v2, new ChangeFeed(services.consoleReads.db, (onChange) => services.tasks.watchAll(onChange)), streams);
       await scheduleRoutes(v2, { policies: services.policies, firing: services.jobs.firing });
       if (ctx.queueBoard) await boardSessionRoutes(v2, ctx.queueBoard);
       await clientRoutes(v2, { dataDir: ctx.dataDir, secretBox: ctx.secretBox, issuer: ctx.issuer, embedded: ctx.embeddedIdp });

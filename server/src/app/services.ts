@@ -9,6 +9,7 @@ import type { SecretBox } from '../crypto/secret-box.js';
 import type { Db } from '../db/database.js';
 import { HookRepository } from '../hooks/hook.repository.js';
 import { HookNotifier } from '../hooks/hook.notifier.js';
+import { DeliveryRepository } from '../hooks/delivery.repository.js';
 import { HookService } from '../hooks/hook.service.js';
 import { TaskNotifications, TaskPolicyLookup } from '../hooks/task-notifications.js';
 import { HostRepository } from '../hosts/host.repository.js';
@@ -69,6 +70,8 @@ export function createServices(deps: ServiceDeps) {
   const config = deps.config ?? loadConfig({});
   const logger = deps.logger ?? pino({ level: 'silent' });
   const notifier = new HookNotifier(deps.http ?? fetchPoster, config.hooks, `Backroll/${VERSION}`);
+  const hookDeliveries = new DeliveryRepository(deps.db);
+  notifier.setRecorder((hookId, d) => hookDeliveries.record(hookId, d));
   const storages = new StorageService(new StorageRepository(deps.db), fs, clock);
   const hooks = new HookService(new HookRepository(deps.db), deps.secretBox, clock, notifier);
   const connectors = new ConnectorService(new ConnectorRepository(deps.db), deps.secretBox, clock);
@@ -114,11 +117,13 @@ export function createServices(deps: ServiceDeps) {
   const backups = new BackupService(backupModule, jobs.tasks);
   registerBackupHandlers(jobs.tasks, backupModule, backups);
   // The restore side: vm.restore (in place, as a new VM, to a directory) and disk downloads.
-  const restores = createRestoreModule({
+  const restoreModule = createRestoreModule({
     db: deps.db,
     backup: backupModule,
     shutdownGraceMs: config.vmShutdownTimeoutSeconds * 1000,
-    submit: (kind, payload, opts) => jobs.tasks.submit(kind, payload, opts) }).service;
+    submit: (kind, payload, opts) => jobs.tasks.submit(kind, payload, opts) });
+  const restores = restoreModule.service;
+  const restorePreflight = restoreModule.preflight;
   registerRestoreHandlers(jobs.tasks, restores);
   registerInventoryHandlers(jobs.tasks, inventory);
   const dr = new DrService(deps.db, config.dataDir, VERSION);
@@ -133,7 +138,7 @@ export function createServices(deps: ServiceDeps) {
   // The web console's read models (dashboard, VM table, storage usage).
   const storageUsage = new UsageRepository(deps.db);
   const consoleReads = new ConsoleService(deps.db, storages, storageUsage, clock);
-  return { clock, storageUsage, consoleReads, storages, hooks, connectors, policies, pools, hosts, hostConnections, vms, inventory, tasks: jobs.tasks, jobs, backups, backupModule, restores, dr, drSelfBackup };
+  return { clock, restorePreflight, hookDeliveries, storageUsage, consoleReads, storages, hooks, connectors, policies, pools, hosts, hostConnections, vms, inventory, tasks: jobs.tasks, jobs, backups, backupModule, restores, dr, drSelfBackup };
 }
 
 export type Services = ReturnType<typeof createServices>;

@@ -62,7 +62,6 @@ export interface VmRow {
 export type Thresholds = ReadonlyMap<string, string>;
 
 const BACKUP = 'vm.backup';
-const ACTIVE = ['queued', 'running'];
 
 /** The protection of a row as a SQL CASE; thresholds per policy are bound parameters. */
 function protectionCase(thresholds: Thresholds): RawBuilder<string> {
@@ -85,7 +84,6 @@ function protectionCase(thresholds: Thresholds): RawBuilder<string> {
 /** One row per VM with everything the table shows; filter and sort apply to its columns (alias r). */
 function rowsQuery(thresholds: Thresholds): RawBuilder<unknown> {
   const terminal = sql.join(TERMINAL_STATES.map((s) => sql`${s}`));
-  const active = sql.join(ACTIVE.map((s) => sql`${s}`));
   return sql`select
       v.id, v.uuid, v.name, v.state, v.present, v.system_vm, v.cloudstack_managed, v.vcpus, v.memory_bytes, v.disks,
       h.id as host_id, h.name as host_name, h.connection_state, h.tags as host_tags,
@@ -93,19 +91,16 @@ function rowsQuery(thresholds: Thresholds): RawBuilder<unknown> {
       pol.id as policy_id, pol.name as policy_name, pol.enabled as policy_enabled,
       lt.id as last_task_id, lt.state as last_state, coalesce(lt.finished_at, lt.created_at) as last_at, lt.error_code as last_error,
       rp.n as rp_count, rp.last_at as rp_last_at, rp.orig as rp_orig, rp.dedup as rp_dedup,
-      rt.id as run_task_id, rt.kind as run_kind, rt.progress_percent as run_percent,
       ${protectionCase(thresholds)} as protection
     from (
       select vm.*,
-        (select t.id from tasks t where t.target_id = vm.id and t.kind = ${BACKUP} and t.state in (${terminal}) order by t.created_at desc limit 1) as last_task_id,
-        (select t.id from tasks t where t.target_id = vm.id and t.state in (${active}) order by t.created_at desc limit 1) as run_task_id
+        (select t.id from tasks t where t.target_id = vm.id and t.kind = ${BACKUP} and t.state in (${terminal}) order by t.created_at desc limit 1) as last_task_id
       from virtual_machines vm
     ) v
     join hosts h on h.id = v.host_id
     join pools p on p.id = h.pool_id
     join policies pol on pol.id = p.policy_id
     left join tasks lt on lt.id = v.last_task_id
-    left join tasks rt on rt.id = v.run_task_id
     left join (
       select vm_id, count(*) as n, max(created_at) as last_at, sum(original_size) as orig, sum(deduplicated_size) as dedup
       from restore_points group by vm_id
@@ -149,7 +144,7 @@ function toRow(r: RawRow): VmRow {
     lastRestorePointAt: str(r.rp_last_at),
     protection: String(r.protection) as Protection,
     restorePoints: { count: num(r.rp_count), originalBytes: num(r.rp_orig), deduplicatedBytes: num(r.rp_dedup) },
-    running: r.run_task_id ? { taskId: String(r.run_task_id), kind: String(r.run_kind), percent: r.run_percent === null ? null : Number(r.run_percent) } : null,
+    running: null,
   };
 }
 
@@ -168,11 +163,27 @@ export class VmRowsRepository {
     const dir = sql.raw(sort.desc ? 'desc' : 'asc');
     // Missing values (never backed up…) last in both directions, the same on every database.
     const order = sql`case when ${col} is null then 1 else 0 end, ${col} ${dir}, r.name, r.id`;
-    const [count, items] = await Promise.all([
-      sql<{ n: number | string }>`select count(*) as n from (${rows}) r ${where}`.execute(this.db),
-      sql<RawRow>`select r.* from (${rows}) r ${where} order by ${order} limit ${page.limit} offset ${page.offset}`.execute(this.db),
-    ]);
-    return { items: items.rows.map(toRow), total: num(count.rows[0]?.n) };
+    // The total comes with the page (a window count): the rows are computed once.
+    const res = await sql<RawRow>`select r.*, count(*) over () as total_rows from (${rows}) r ${where} order by ${order} limit ${page.limit} offset ${page.offset}`.execute(this.db);
+    let total = num(res.rows[0]?.total_rows);
+    if (res.rows.length === 0 && page.offset > 0) total = num((await sql<{ n: number | string }>`select count(*) as n from (${rows}) r ${where}`.execute(this.db)).rows[0]?.n);
+    const items = res.rows.map(toRow);
+    // The task running on each VM of the page: few rows, read by state.
+    if (items.length > 0) {
+      const active = await this.db
+        .selectFrom('tasks')
+        .select(['id', 'kind', 'target_id', 'progress_percent', 'created_at'])
+        .where('state', 'in', ['running', 'queued'])
+        .where('target_id', 'in', items.map((i) => i.id))
+        .orderBy('created_at')
+        .execute();
+      const byVm = new Map(active.map((t) => [t.target_id, t]));
+      for (const item of items) {
+        const t = byVm.get(item.id);
+        if (t) item.running = { taskId: t.id, kind: t.kind, percent: t.progress_percent === null ? null : Number(t.progress_percent) };
+      }
+    }
+    return { items, total };
   }
 
   /** VMs by protection state (every VM: excluded ones are counted apart). */

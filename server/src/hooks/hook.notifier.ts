@@ -52,7 +52,17 @@ const retryable = (status: number) => status === 408 || status === 429 || status
  * signed generic JSON webhook. Retries network errors, timeouts, 408/429/5xx with
  * exponential backoff; other 4xx answers are final. Never throws.
  */
+/** Where deliveries are written down (the hook's delivery history); failures to record are ignored. */
+export type DeliveryRecorder = (hookId: string, d: { event: string; test: boolean; taskId: string | null; at: string; result: DeliveryResult }) => Promise<void>;
+
 export class HookNotifier {
+  private recorder: DeliveryRecorder | undefined;
+
+  /** Records every delivery from now on (set once by the composition root). */
+  setRecorder(recorder: DeliveryRecorder): void {
+    this.recorder = recorder;
+  }
+
   constructor(
     private readonly http: HttpPoster,
     private readonly config: HookDeliveryConfig,
@@ -60,9 +70,15 @@ export class HookNotifier {
     private readonly sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
   ) {}
 
-  async deliver(hook: HookTarget, message: HookMessage, opts: { attempts?: number } = {}): Promise<DeliveryResult> {
+  async deliver(hook: HookTarget, message: HookMessage, opts: { attempts?: number; taskId?: string; test?: boolean } = {}): Promise<DeliveryResult> {
+    const at = new Date().toISOString();
+    const result = await this.send(hook, message, opts.attempts ?? this.config.attempts);
+    await this.recorder?.(hook.id, { event: message.event, test: opts.test ?? false, taskId: opts.taskId ?? null, at, result }).catch(() => undefined);
+    return result;
+  }
+
+  private async send(hook: HookTarget, message: HookMessage, attempts: number): Promise<DeliveryResult> {
     const deliveryId = randomUUID();
-    const attempts = opts.attempts ?? this.config.attempts;
     const started = Date.now();
     let last: { status?: number; error?: string } = {};
     for (let attempt = 1; attempt <= attempts; attempt++) {

@@ -2,6 +2,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { IdParams, Name, NoContent, Page, PageQuery, PatchOf, Timestamps, Uuid, errorResponses } from '../http/schemas.js';
 import { HOOK_EVENTS, HOOK_KINDS } from './hook.repository.js';
+import type { DeliveryRepository } from './delivery.repository.js';
 import type { HookService } from './hook.service.js';
 
 const Kind = Type.Union(HOOK_KINDS.map((k) => Type.Literal(k)), { description: 'slack (incoming webhook) or webhook (generic JSON POST, HMAC-signed)' });
@@ -42,7 +43,21 @@ const TestResult = Type.Object({
 
 const tags = ['hooks'];
 
-export async function hookRoutes(app: FastifyInstance, service: HookService): Promise<void> {
+const DeliveriesQuery = Type.Object({ limit: Type.Integer({ minimum: 1, maximum: 200, default: 50 }) }, { additionalProperties: false });
+const Delivery = Type.Object({
+  id: Uuid,
+  event: Type.String(),
+  test: Type.Boolean({ description: 'sent by POST /hooks/{id}/test' }),
+  taskId: Type.Union([Uuid, Type.Null()], { description: 'the task whose end it notified' }),
+  delivered: Type.Boolean(),
+  status: Type.Union([Type.Integer(), Type.Null()], { description: 'HTTP status of the last answer; null when none came' }),
+  error: Type.Union([Type.String(), Type.Null()]),
+  attempts: Type.Integer(),
+  durationMs: Type.Integer(),
+  at: Type.String({ format: 'date-time' }),
+});
+
+export async function hookRoutes(app: FastifyInstance, service: HookService, deliveries?: DeliveryRepository): Promise<void> {
   app.addSchema(Hook);
   const HookRef = Type.Ref('Hook');
   app.get<{ Querystring: Static<typeof PageQuery> }>(
@@ -79,11 +94,30 @@ export async function hookRoutes(app: FastifyInstance, service: HookService): Pr
     },
     async (req) => service.test(req.params.id, req.body?.event),
   );
+  if (deliveries) {
+    app.get<{ Params: IdParams; Querystring: Static<typeof DeliveriesQuery> }>(
+      '/hooks/:id/deliveries',
+      {
+        schema: {
+          tags,
+          summary: 'Recent deliveries of a hook, newest first (the last 200 are kept)',
+          params: IdParams,
+          querystring: DeliveriesQuery,
+          response: { 200: Type.Object({ items: Type.Array(Delivery) }), ...errorResponses(404) },
+        },
+      },
+      async (req) => {
+        await service.get(req.params.id);
+        return { items: await deliveries.list(req.params.id, req.query.limit) };
+      },
+    );
+  }
   app.delete<{ Params: IdParams }>(
     '/hooks/:id',
     { schema: { tags, summary: 'Delete a hook no policy uses', params: IdParams, response: { ...NoContent, ...errorResponses(404, 409) } } },
     async (req, reply) => {
       await service.delete(req.params.id);
+      await deliveries?.deleteForHook(req.params.id);
       return reply.code(204).send();
     },
   );

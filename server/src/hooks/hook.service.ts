@@ -62,7 +62,7 @@ export class HookService {
         text: `:wave: Backroll test notification for hook "${hook.name}" (${ev}). Real notifications look like this one.`,
         data: { test: true, hook: { id: hook.id, name: hook.name } },
       },
-      { attempts: 1 },
+      { attempts: 1, test: true },
     );
     return { ...result, event: ev };
   }

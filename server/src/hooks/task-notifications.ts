@@ -83,7 +83,7 @@ export class TaskNotifications implements TaskEndListener {
       if (!policy?.hookId) return;
       const hook = await this.deps.hooks.target(policy.hookId);
       if (!hook.events.includes(event)) return;
-      const result = await this.deps.notifier.deliver(hook, this.message(task, event, policy));
+      const result = await this.deps.notifier.deliver(hook, this.message(task, event, policy), { taskId: task.id });
       if (result.delivered) {
         await log('info', `notified hook "${hook.name}" (${event}) in ${result.attempts} attempt(s)`);
       } else {

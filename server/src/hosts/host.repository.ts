@@ -40,6 +40,9 @@ const toRecord = (r: HostTable): HostRecord => ({
   updatedAt: r.updated_at,
 });
 
+/** A hosts row as the API shows it (the console's event stream maps rows it read itself). */
+export const toHostRecord = (r: HostTable): HostRecord => toRecord(r);
+
 const toColumns = (d: HostData) => ({
   name: d.name,
   address: d.address,
@@ -110,7 +113,8 @@ export class HostRepository {
    * so a concurrent pin is never overwritten. Returns whether the row changed.
    */
   async pinHostKey(id: string, key: { publicKey: string | null; fingerprint: string }, ifUnpinned: boolean): Promise<boolean> {
-    let q = this.db.updateTable('hosts').set({ host_key: key.publicKey, host_key_fingerprint: key.fingerprint }).where('id', '=', id);
+    // updated_at moves with every change the console shows (its event stream reads changes by it).
+    let q = this.db.updateTable('hosts').set({ host_key: key.publicKey, host_key_fingerprint: key.fingerprint, updated_at: new Date().toISOString() }).where('id', '=', id);
     if (ifUnpinned) q = q.where('host_key_fingerprint', 'is', null);
     const r = await q.executeTakeFirst();
     return Number(r.numUpdatedRows) > 0;
@@ -128,6 +132,7 @@ export class HostRepository {
         connection_error_code: c.errorCode,
         connection_message: c.message,
         ...(c.lastSeenAt ? { last_seen_at: c.lastSeenAt } : {}),
+        updated_at: new Date().toISOString(),
       })
       .where('id', '=', id)
       .execute();

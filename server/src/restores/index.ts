@@ -15,6 +15,7 @@ import type { SubmitOptions, TaskView } from '../tasks/task.service.js';
 import { nodeRestoreFiles, type RestoreFiles } from './restore-files.js';
 import { RestoreRepository } from './restore.repository.js';
 import { RestoreService } from './restore.service.js';
+import { RestorePreflight } from './restore-preflight.js';
 
 export interface RestoreModuleDeps {
   db: Db;
@@ -45,7 +46,7 @@ export function createRestoreModule(deps: RestoreModuleDeps) {
     checkDirectoriesOnSubmit: deps.checkDirectoriesOnSubmit,
     shutdownGraceMs: deps.shutdownGraceMs,
   });
-  return { service };
+  return { service, preflight: new RestorePreflight(deps.db, service, deps.files ?? nodeRestoreFiles) };
 }
 
 export type RestoreModule = ReturnType<typeof createRestoreModule>;

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { errorResponses, Uuid } from '../http/schemas.js';
 import { actorOf } from '../tasks/task.routes.js';
 import { contentDisposition } from './restore.model.js';
+import type { RestorePreflight } from './restore-preflight.js';
 import type { RestoreService } from './restore.service.js';
 
 const RestoreBody = Type.Object(
@@ -28,7 +29,48 @@ const DownloadParams = Type.Object(
 
 const tags = ['restores'];
 
-export async function restoreRoutes(app: FastifyInstance, service: RestoreService): Promise<void> {
+const Preflight = Type.Object({
+  ok: Type.Boolean({ description: 'no failed check of severity error' }),
+  sizeBytes: Type.Union([Type.Integer(), Type.Null()], { description: 'bytes the restore writes (the original size of the restore point)' }),
+  estimatedSeconds: Type.Union([Type.Integer(), Type.Null()]),
+  estimateBasis: Type.Object({
+    source: Type.Union([Type.Literal('restores'), Type.Literal('backups'), Type.Literal('none')], { description: 'the rate of the last successful restores, else of the last backups' }),
+    samples: Type.Integer(),
+    bytesPerSecond: Type.Union([Type.Integer(), Type.Null()]),
+  }),
+  target: Type.Object({
+    kind: Type.Union([Type.Literal('host'), Type.Literal('directory')]),
+    hostId: Type.Union([Type.String(), Type.Null()]),
+    directory: Type.Union([Type.String(), Type.Null()], { description: 'where the images go (the first directory when several)' }),
+    freeBytes: Type.Union([Type.Integer(), Type.Null()], { description: 'null: unknown (unreadable or no answer within 5 s)' }),
+  }),
+  checks: Type.Array(
+    Type.Object({
+      code: Type.String({ description: 'RESTORE.TARGET_SPACE, RESTORE.NAME_TAKEN, VM.WILL_STOP, VM.LOCKED' }),
+      ok: Type.Boolean(),
+      severity: Type.Union([Type.Literal('error'), Type.Literal('warning')]),
+      message: Type.String(),
+    }),
+  ),
+});
+
+export async function restoreRoutes(app: FastifyInstance, service: RestoreService, preflight?: RestorePreflight): Promise<void> {
+  if (preflight) {
+    app.post<{ Params: Static<typeof VmParams>; Body: Static<typeof RestoreBody> }>(
+      '/virtual-machines/:id/restores/preflight',
+      {
+        schema: {
+          tags,
+          summary: 'Check a restore before starting it: free space, name collision, what happens to the VM, size and estimated duration',
+          description: 'Same body and same validation problems as POST …/restores; starts nothing. `ok` false when a check of severity error failed.',
+          params: VmParams,
+          body: RestoreBody,
+          response: { 200: Preflight, ...errorResponses(404, 409) },
+        },
+      },
+      async (req) => preflight.check(req.params.id, req.body),
+    );
+  }
   app.post<{ Params: Static<typeof VmParams>; Body: Static<typeof RestoreBody> }>(
     '/virtual-machines/:id/restores',
     {

@@ -120,8 +120,9 @@ const tags = ['tasks'];
 const HEARTBEAT_MS = 15_000;
 const POLL_MS = 2_000;
 
-export async function taskRoutes(app: FastifyInstance, service: TaskService, info: { mode: string }): Promise<void> {
-  const streams = new StreamLimits();
+export async function taskRoutes(app: FastifyInstance, service: TaskService, info: { mode: string; streams?: StreamLimits }): Promise<void> {
+  // Shared with the console's event stream when given: one cap on all open streams.
+  const streams = info.streams ?? new StreamLimits();
   app.addSchema(Task);
   app.addSchema(TaskDetail);
   const TaskRef = Type.Ref('Task');

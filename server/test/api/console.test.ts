@@ -200,8 +200,8 @@ for (const dialect of DIALECTS) {
       await t.server.db
         .insertInto('task_logs')
         .values([
-          { task_id: ids.running, seq: 1, at: iso(now - 40_000), level: 'info', message: 'snapshot taken' },
-          { task_id: ids.running, seq: 2, at: iso(now - 30_000), level: 'warn', message: 'slow disk\nsecond line' },
+          { task_id: ids.running!, seq: 1, at: iso(now - 40_000), level: 'info', message: 'snapshot taken' },
+          { task_id: ids.running!, seq: 2, at: iso(now - 30_000), level: 'warn', message: 'slow disk\nsecond line' },
         ])
         .execute();
       const log = await t.api('GET', `/api/v2/tasks/${ids.running}/log.txt`, { token: t.viewerToken });
@@ -263,7 +263,7 @@ for (const dialect of DIALECTS) {
       for (let i = 10; i >= 0; i--) {
         await db
           .insertInto('storage_usage_samples')
-          .values({ id: crypto.randomUUID(), storage_id: ids.storage, at: iso(now - i * DAY), capacity_bytes: 1000e9, used_bytes: 500e9 - i * 10e9, free_bytes: 500e9 + i * 10e9, backup_bytes: 1, original_bytes: 2 })
+          .values({ id: crypto.randomUUID(), storage_id: ids.storage!, at: iso(now - i * DAY), capacity_bytes: 1000e9, used_bytes: 500e9 - i * 10e9, free_bytes: 500e9 + i * 10e9, backup_bytes: 1, original_bytes: 2 })
           .execute();
       }
       const res = await t.api('GET', `/api/v2/storages/${ids.storage}/usage?days=30`, { token: t.viewerToken });

@@ -189,7 +189,6 @@ export interface RestoreRequest {
   hostId?: string;
   start?: boolean;
   directory?: string;
-  disks?: string[];
 }
 
 export interface PreflightCheck {

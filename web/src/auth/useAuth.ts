@@ -125,7 +125,12 @@ export async function completeSignIn(search: string): Promise<string> {
 
 async function loadMe(): Promise<Me> {
   try {
-    state.me = await api.get<Me>('/me');
+    const me = await api.get<Me>('/me');
+    // A user signed in through this console carries the console's client id (azp): that is
+    // not a machine client, and not the user's name.
+    const cfg = await consoleConfig().catch(() => null);
+    if (cfg && me.name === cfg.clientId && me.subject !== cfg.clientId) state.me = { ...me, name: me.subject, kind: 'user' };
+    else state.me = me;
   } catch (err) {
     if (!(err instanceof ApiError) || err.status !== 404) throw err;
     // A server without GET /me: the older /auth/me has subject, label and roles.

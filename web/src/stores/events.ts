@@ -20,6 +20,8 @@ export const useEventsStore = defineStore('events', () => {
   const tasks = shallowReactive(new Map<string, Task>());
   const hosts = shallowReactive(new Map<string, Host>());
   const listeners = new Set<Listener>();
+  /** Names of task targets (VMs, pools, hosts) by "type:id", fetched once each on demand. */
+  const names = shallowReactive(new Map<string, string | null>());
   let controller: AbortController | null = null;
   let attempt = 0;
 
@@ -122,12 +124,30 @@ export const useEventsStore = defineStore('events', () => {
     status.value = 'idle';
   }
 
+  /** The name of a task's target: the task's own `targetName`, else looked up once. */
+  function targetName(task: Pick<Task, 'target' | 'targetName'>): string | null {
+    if (task.targetName) return task.targetName;
+    const t = task.target;
+    if (!t) return null;
+    const key = `${t.type}:${t.id}`;
+    if (names.has(key)) return names.get(key) ?? null;
+    const path = t.type === 'vm' ? `/virtual-machines/${t.id}` : t.type === 'pool' ? `/pools/${t.id}` : t.type === 'host' ? `/hosts/${t.id}` : t.type === 'storage' ? `/storages/${t.id}` : null;
+    names.set(key, null);
+    if (path) {
+      api.get<{ name: string }>(path).then(
+        (r) => names.set(key, r.name),
+        () => undefined,
+      );
+    }
+    return null;
+  }
+
   function subscribe(listener: Listener): () => void {
     listeners.add(listener);
     return () => listeners.delete(listener);
   }
 
-  return { status, lastEventId, lastError, resyncs, tasks, hosts, running, runningCount, start, stop, subscribe, applyTask, emit };
+  return { status, lastEventId, lastError, resyncs, tasks, hosts, running, runningCount, start, stop, subscribe, applyTask, emit, targetName };
 });
 
 /** Listens to the app-wide stream while the calling component is mounted. */

@@ -1,7 +1,7 @@
 // One task followed live over its own SSE stream (GET /tasks/{id}/events): the task on
 // every change, its log line by line (id = seq, so a reconnect resumes with Last-Event-ID),
 // `end` when it finishes, `expired` when the token ran out (reconnect with a fresh one).
-import { onBeforeUnmount, reactive, shallowRef, triggerRef, watch, type Ref } from 'vue';
+import { onBeforeUnmount, reactive, shallowRef, watch, type Ref } from 'vue';
 import { ApiError } from '../api/client';
 import { readEventStream } from '../api/sse';
 import type { Task, TaskLogLine } from '../api/types';
@@ -21,15 +21,20 @@ export function useTaskStream(taskId: Ref<string>) {
   const events = useEventsStore();
   let controller: AbortController | null = null;
 
-  function addLine(line: TaskLogLine): void {
-    if (line.seq <= state.lastSeq) return; // replayed after a resume
-    state.lastSeq = line.seq;
-    lines.value.push(line);
-    if (lines.value.length > MAX_LINES) {
-      const cut = lines.value.length - MAX_LINES;
-      lines.value.splice(0, cut);
-      state.dropped += cut;
+  /** Appends lines (skipping any replayed after a resume) as a new array, so views re-render. */
+  function addLines(batch: TaskLogLine[]): void {
+    const fresh = batch.filter((l) => {
+      if (l.seq <= state.lastSeq) return false;
+      state.lastSeq = l.seq;
+      return true;
+    });
+    if (fresh.length === 0) return;
+    let next = lines.value.concat(fresh);
+    if (next.length > MAX_LINES) {
+      state.dropped += next.length - MAX_LINES;
+      next = next.slice(next.length - MAX_LINES);
     }
+    lines.value = next;
   }
 
   async function run(id: string, signal: AbortSignal): Promise<void> {
@@ -39,9 +44,9 @@ export function useTaskStream(taskId: Ref<string>) {
       let flushTimer: ReturnType<typeof setTimeout> | undefined;
       const flush = () => {
         flushTimer = undefined;
-        for (const l of pending) addLine(l);
+        const batch = pending;
         pending = [];
-        triggerRef(lines);
+        addLines(batch);
       };
       try {
         await readEventStream(`/tasks/${id}/events`, {

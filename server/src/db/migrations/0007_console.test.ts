@@ -36,7 +36,7 @@ async function indexNames(db: Db, dialect: DatabaseDialect): Promise<string[]> {
   return (await sql<{ name: string }>`select index_name as name from information_schema.statistics where table_schema = database()`.execute(db)).rows.map((r) => r.name);
 }
 
-const NEW_INDEXES = ['tasks_kind', 'tasks_started_by', 'tasks_target_kind', 'tasks_updated', 'hosts_updated', 'virtual_machines_updated', 'restore_points_storage', 'storage_usage_samples_storage', 'hook_deliveries_hook'];
+const NEW_INDEXES = ['tasks_kind', 'tasks_started_by', 'tasks_target_kind', 'tasks_created_kind', 'tasks_updated', 'hosts_updated', 'virtual_machines_updated', 'restore_points_storage', 'storage_usage_samples_storage', 'hook_deliveries_hook'];
 
 for (const dialect of DIALECTS) {
   describeWhenAvailable(`migration 0007 (console indexes, usage samples, hook deliveries) on ${dialect}`, reasons[dialect] ?? null, () => {

@@ -12,7 +12,10 @@ const ts = 'varchar(32)';
 export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema.createIndex('tasks_kind').on('tasks').columns(['kind', 'created_at']).execute();
   await db.schema.createIndex('tasks_started_by').on('tasks').columns(['started_by', 'created_at']).execute();
-  await db.schema.createIndex('tasks_target_kind').on('tasks').columns(['target_id', 'kind', 'created_at']).execute();
+  // Covering for a VM's latest backups (their state read from the index, not the table).
+  await db.schema.createIndex('tasks_target_kind').on('tasks').columns(['target_id', 'kind', 'created_at', 'state']).execute();
+  // Covering for the dashboard's kind × state matrix of the last days.
+  await db.schema.createIndex('tasks_created_kind').on('tasks').columns(['created_at', 'kind', 'state']).execute();
   await db.schema.createIndex('tasks_updated').on('tasks').column('updated_at').execute();
   await db.schema.createIndex('hosts_updated').on('hosts').column('updated_at').execute();
   await db.schema.createIndex('virtual_machines_updated').on('virtual_machines').column('updated_at').execute();
@@ -59,6 +62,7 @@ export async function down(db: Kysely<unknown>): Promise<void> {
     ['virtual_machines_updated', 'virtual_machines'],
     ['hosts_updated', 'hosts'],
     ['tasks_updated', 'tasks'],
+    ['tasks_created_kind', 'tasks'],
     ['tasks_target_kind', 'tasks'],
     ['tasks_started_by', 'tasks'],
     ['tasks_kind', 'tasks'],

@@ -19,6 +19,8 @@ describe('prune helpers', () => {
   it('puts borg rule names in words', () => {
     expect(reasonInWords('daily #3')).toBe('daily 3');
     expect(reasonInWords('weekly[oldest] #2')).toBe('weekly 2 (oldest)');
+    expect(reasonInWords('weekly (oldest) 1')).toBe('weekly 1 (oldest)');
+    expect(reasonInWords('yearly 1')).toBe('yearly 1');
     expect(reasonInWords('monthly #12')).toBe('monthly 12');
     expect(reasonInWords('last #1')).toBe('newest');
     expect(reasonInWords(null)).toBe('');

@@ -28,10 +28,10 @@ export interface PruneSummary {
 
 const RULE_WORDS: Record<string, string> = { daily: 'daily', weekly: 'weekly', monthly: 'monthly', yearly: 'yearly', last: 'newest' };
 
-/** "daily #3" → "daily 3"; "weekly[oldest] #2" → "weekly 2 (oldest)"; "last #1" → "newest". */
+/** "daily #3" / "daily 3" → "daily 3"; "weekly[oldest] #2" / "weekly (oldest) 2" → "weekly 2 (oldest)"; "last #1" → "newest". */
 export function reasonInWords(reason: string | null): string {
   if (!reason) return '';
-  const m = /^(\w+)(\[oldest\])?\s*#?(\d+)$/.exec(reason.trim());
+  const m = /^(\w+)(\[oldest\]|\s*\(oldest\))?\s*#?(\d+)$/.exec(reason.trim());
   if (!m) return reason;
   const [, rule, oldest, n] = m;
   if (rule === 'last') return 'newest';
