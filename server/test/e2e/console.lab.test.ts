@@ -26,6 +26,7 @@ const borgMissing = spawnSync('borg', ['--version']).status !== 0;
 const reason = labSkipReason || browserSkipReason() || (borgMissing ? ' (SKIPPED: borg is not installed)' : '');
 const THEMES = ['light', 'dark'] as const;
 const FINISHED = /^(succeeded|failed|canceled|interrupted|partial)$/;
+const RESTORED = `vm-stopped-e2e-${process.pid}`;
 
 describe.skipIf(!!reason)(`web console end to end in chromium on the KVM lab${reason}`, () => {
   const l = lab!;
@@ -72,6 +73,20 @@ describe.skipIf(!!reason)(`web console end to end in chromium on the KVM lab${re
     throw new Error(`task ${id} did not end`);
   }
 
+  /** Takes the restored VM off the lab host again: domain and its disk files. */
+  function removeRestored(): void {
+    const virsh = (...args: string[]) => spawnSync('runuser', ['-u', h1.user, '--', 'virsh', '-c', h1.libvirtUri, ...args], { encoding: 'utf8' });
+    if (virsh('domstate', '--domain', RESTORED).status !== 0) return;
+    const disks = virsh('domblklist', '--details', '--domain', RESTORED)
+      .stdout.split('\n')
+      .map((line) => line.trim().split(/\s+/))
+      .filter((f) => f[0] === 'file' && f[1] === 'disk' && f[3]?.startsWith('/'))
+      .map((f) => f[3]!);
+    virsh('destroy', '--domain', RESTORED);
+    virsh('undefine', '--domain', RESTORED);
+    for (const d of disks) fs.rmSync(d, { force: true });
+  }
+
   beforeAll(async () => {
     ensureWebBuilt();
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'backroll-e2e-data-'));
@@ -90,6 +105,7 @@ describe.skipIf(!!reason)(`web console end to end in chromium on the KVM lab${re
 
   afterAll(async () => {
     // Nothing left on the lab: the backup task ended (or is canceled), Backroll's key goes again.
+    removeRestored();
     if (keyLines.length) unauthorize([h1.home, labHost(l, 'kvmhost2').home], keyLines);
     await b?.close();
     await t?.close();
@@ -222,6 +238,36 @@ describe.skipIf(!!reason)(`web console end to end in chromium on the KVM lab${re
     const task = await t.api('GET', `/api/v2/tasks/${ids.backupTask}`);
     expect(task.body).toMatchObject({ kind: 'vm.backup', state: 'succeeded' });
     ids.vm = task.body.target.id;
+    expect(b.errors).toEqual([]);
+  }, 300_000);
+
+  it('restores vm-stopped as a new VM through the wizard (the new VM is removed afterwards)', async () => {
+    await page.goto(`${t.url}/virtual-machines/${ids.vm}`);
+    await page.locator('[data-test=rp-restore]').first().click();
+    const wizard = page.locator('[data-test=restore-wizard]');
+    await wizard.waitFor();
+    await wizard.locator('[data-test=mode-new-vm]').click();
+    for (const theme of THEMES) {
+      await page.emulateMedia({ colorScheme: theme });
+      await screenshot(page, `restore-wizard-${theme}`);
+    }
+    await page.emulateMedia({ colorScheme: 'light' });
+    await wizard.locator('[data-test=restore-next]').click(); // disks
+    await wizard.locator('[data-test=restore-next]').click(); // target
+    await wizard.locator('[data-test=restore-new-name]').fill(RESTORED);
+    await wizard.locator('[data-test=restore-next]').click(); // review with the pre-flight checks
+    await wizard.locator('[data-test=restore-checks]').waitFor({ timeout: 30_000 });
+    const submit = wizard.locator('[data-test=restore-submit]');
+    await expect.poll(() => submit.isEnabled(), { timeout: 30_000 }).toBe(true);
+    await submit.click();
+    await page.waitForURL(/\/tasks\/[0-9a-f-]{36}$/);
+    const id = page.url().split('/').pop()!;
+    await expect.poll(() => taskState(page), { timeout: 240_000, interval: 500 }).toMatch(FINISHED);
+    const task = await waitTaskApi(id);
+    expect(task, JSON.stringify(task.error)).toMatchObject({ kind: 'vm.restore', state: 'succeeded' });
+    const info = spawnSync('runuser', ['-u', h1.user, '--', 'virsh', '-c', h1.libvirtUri, 'domstate', '--domain', RESTORED], { encoding: 'utf8' });
+    expect(info.status, info.stderr).toBe(0);
+    removeRestored();
     expect(b.errors).toEqual([]);
   }, 300_000);
 
