@@ -122,6 +122,10 @@ describe.skipIf(!!reason)(`web console end to end in chromium on the KVM lab${re
     expect(b.errors).toEqual([]);
   });
 
+  it('the top bar names the signed-in user, not the web client', async () => {
+    await expect.poll(() => page.locator('[data-test=user-menu]').getAttribute('aria-label')).toBe('Signed in as admin');
+  });
+
   it('creates a storage, a policy and a pool through their forms', async () => {
     await page.locator('[data-test=step-storage-link]').click();
     await page.waitForURL(/\/storages/);
