@@ -248,6 +248,7 @@ describe.skipIf(!!reason)(`web console end to end in chromium on the KVM lab${re
 
   it('restores vm-stopped as a new VM through the wizard (the new VM is removed afterwards)', async () => {
     await page.goto(`${t.url}/virtual-machines/${ids.vm}`);
+    await page.locator('.n-tabs-tab', { hasText: 'Restore points' }).click();
     await page.locator('[data-test=rp-restore]').first().click();
     const wizard = page.locator('[data-test=restore-wizard]');
     await wizard.waitFor();
