@@ -246,6 +246,11 @@ describe.skipIf(!!reason)(`web console end to end in chromium on the KVM lab${re
     expect(b.errors).toEqual([]);
   }, 300_000);
 
+  it('the backup records the signed-in user as who started it, not the web client', async () => {
+    const task = await t.api('GET', `/api/v2/tasks/${ids.backupTask}`);
+    expect(task.body.startedBy).toBe('user:admin');
+  });
+
   it('restores vm-stopped as a new VM through the wizard (the new VM is removed afterwards)', async () => {
     await page.goto(`${t.url}/virtual-machines/${ids.vm}`);
     await page.locator('.n-tabs-tab', { hasText: 'Restore points' }).click();
