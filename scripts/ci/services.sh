@@ -18,6 +18,8 @@ command -v systemd-analyze >/dev/null || need_pkgs+=(systemd)
 # (the packages' services are not started: no systemd, policy-rc.d).
 [ -x /usr/sbin/nginx ] || need_pkgs+=(nginx-light)
 command -v caddy >/dev/null || need_pkgs+=(caddy)
+# The console's end-to-end tests drive Debian's chromium with playwright-core (never a downloaded browser).
+[ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   log "installing ${need_pkgs[*]}"
   apt-get update -qq
