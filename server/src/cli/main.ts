@@ -55,7 +55,7 @@ export async function main(argv: string[]): Promise<void> {
       if (server.url) {
         process.stderr.write(
           `  Backroll ${VERSION} is listening on ${cfg.host}:${server.app ? (server.app.server.address() as { port: number }).port : cfg.port}\n` +
-            `    open:     ${cfg.publicUrl}/api/docs\n    health:   ${cfg.publicUrl}/api/health\n` +
+            `    open:     ${cfg.publicUrl}/   (the web console; sign in as admin)\n    API docs: ${cfg.publicUrl}/api/docs\n    health:   ${cfg.publicUrl}/api/health\n` +
             (cfg.oidc.embedded ? `    issuer:   ${cfg.oidc.issuer} (admin password file: ${cfg.dataDir}/admin-password.txt)\n` : `    issuer:   ${cfg.oidc.issuer}\n`),
         );
       }
