@@ -11,6 +11,7 @@ import type { Borg, RepoAccess } from '../adapters/borg/borg.js';
 import { CreateProgressTracker, type BorgEvent } from '../adapters/borg/log-json.js';
 import { parseDomainXml, type DomainDisk } from '../adapters/libvirt/domain-xml.js';
 import { DomainSnapshots } from '../adapters/libvirt/snapshots.js';
+import { DomainBackupJobs } from '../adapters/libvirt/backup-job.js';
 import { Virsh, type DomainState } from '../adapters/libvirt/virsh.js';
 import type { ProcessRunner } from '../adapters/process/process-runner.js';
 import type { Clock } from '../clock.js';
@@ -23,6 +24,7 @@ import { VERSION } from '../version.js';
 import type { BackupLookup } from './backup.lookup.js';
 import { imageChain, type ImageInfo } from './disk-image.js';
 import type { HostAccess } from './host-access.js';
+import { readSummary, type PullBackup, type PullBackupResult, type PullDiskPlan } from './incremental.js';
 import { configArchiveName, diskArchiveName, groupByEpoch, isOverlayPath, overlayPath, overlaysOfDisk, repositoryPath } from './naming.js';
 import type { RepositoryStore } from './repository-store.js';
 import type { RestorePointDisk, RestorePointRecord, RestorePointRepository } from './restore-point.repository.js';
@@ -55,11 +57,22 @@ export interface BackupEngineDeps {
   lookup: BackupLookup;
   restorePoints: RestorePointRepository;
   store: RepositoryStore;
+  /** Changed-block tracking (pull-mode backup jobs + the image writer); docs/incremental.md. */
+  pull: PullBackup;
   /** VM lock lease. Default: VmLocks' (the default task lease, 30 s). */
   lockLeaseMs?: number;
 }
 
 type Log = (level: TaskLogLevel, message: string) => Promise<void>;
+
+interface ReadInfo {
+  mode: 'full' | 'incremental';
+  reason: string | null;
+  bytesToRead: number;
+  bytesRead: number;
+  checkpointName: string | null;
+  checkpointXml: string | null;
+}
 
 const LIVE: ReadonlySet<DomainState> = new Set(['running', 'idle', 'paused']);
 
@@ -76,6 +89,7 @@ interface PlannedDisk {
 interface Domain {
   virsh: Virsh;
   ops: DomainSnapshots;
+  jobs: DomainBackupJobs;
 }
 
 export class BackupEngine {
@@ -83,7 +97,11 @@ export class BackupEngine {
 
   private domain(host: HostTable): Domain {
     const exec = this.deps.hosts.executor(host);
-    return { virsh: Virsh.overSsh(exec, host.libvirt_uri), ops: new DomainSnapshots((argv, o) => exec.exec(argv, o), host.libvirt_uri) };
+    return {
+      virsh: Virsh.overSsh(exec, host.libvirt_uri),
+      ops: new DomainSnapshots((argv, o) => exec.exec(argv, o), host.libvirt_uri),
+      jobs: new DomainBackupJobs((argv, o) => exec.exec(argv, o), host.libvirt_uri),
+    };
   }
 
   /** The `vm.backup` handler. */
@@ -97,7 +115,7 @@ export class BackupEngine {
         const signal = AbortSignal.any([ctx.signal, lock.signal]);
         const started = Date.now();
         const dom = this.domain(host);
-        await this.preflight(dom, vm.uuid, log);
+        await this.preflight(dom, vm.uuid, log, vm.id);
         signal.throwIfAborted();
 
         const inactiveXml = await dom.virsh.domainXml(vm.uuid, { inactive: true });
@@ -111,6 +129,26 @@ export class BackupEngine {
         const epoch = Math.max(Math.floor(this.deps.clock.now().getTime() / 1000), lastEpoch + 1);
         const disks = await this.plan(info.disks, epoch, live);
         await log('info', `backing up ${info.name} (${state}) from host ${host.name}: ${disks.map((d) => `${d.disk.target} ${d.path}`).join(', ')} into ${repo}`);
+        const pullPlan: PullDiskPlan[] = disks.map((d) => ({
+          target: d.disk.target,
+          path: d.path,
+          archive: d.archive,
+          format: d.chain[0]?.format ?? d.disk.format ?? 'raw',
+          virtualSize: d.chain[0]?.virtualSize ?? 0,
+          backingFiles: d.chain.length - 1,
+          readonly: d.disk.readonly || d.disk.shareable,
+        }));
+        const notPull = policy.changed_block_tracking === 0 ? 'changed-block tracking is off in the policy' : await this.deps.pull.unsupportedReason(pullPlan, live);
+        let pullBase: { base: RestorePointRecord | null; reason: string | null } | null = null;
+        if (notPull === null) {
+          pullBase = await this.deps.pull.chooseBase(
+            { vmId: vm.id, uuid: vm.uuid, repo, disks: pullPlan, archives: new Set(existing.map((a) => a.name)), fullEveryDays: policy.full_every_days ?? 30, nowEpoch: epoch, jobs: dom.jobs },
+            log,
+          );
+        } else {
+          await log('info', `full read (borg create of the disk files): ${notPull}`);
+        }
+        let pulled: PullBackupResult | null = null;
 
         for (const d of disks) {
           for (const img of d.chain.slice(1)) {
@@ -124,8 +162,32 @@ export class BackupEngine {
         const diskRecords: RestorePointDisk[] = [];
         const snapshotted: PlannedDisk[] = [];
         let failure: unknown = null;
+        let readInfo: ReadInfo | null = null;
         try {
-          if (live) {
+          if (pullBase !== null) {
+            pulled = await this.deps.pull.run(
+              { vmId: vm.id, uuid: vm.uuid, jobs: dom.jobs, access, disks: pullPlan, epoch, compression: policy.compression, base: pullBase.base, fullReason: pullBase.reason, onArchive: (a) => created.push(a) },
+              ctx,
+              signal,
+              log,
+            );
+            for (const r of pulled.disks) {
+              const d = disks.find((x) => x.disk.target === r.target)!;
+              stats.push(r);
+              diskRecords.push({
+                target: r.target,
+                path: d.path,
+                // The archive holds a complete qcow2 image (preallocated metadata), without backing file.
+                format: 'qcow2',
+                archive: r.archive,
+                virtualSize: r.diskSize,
+                backingChain: [],
+                originalSize: r.originalSize,
+                compressedSize: r.compressedSize,
+                deduplicatedSize: r.deduplicatedSize,
+              });
+            }
+          } else if (live) {
             await this.snapshot(dom, vm, policy, disks, epoch, log, ctx.taskId);
             snapshotted.push(...disks.filter((d) => d.overlay !== null));
           } else {
@@ -133,7 +195,7 @@ export class BackupEngine {
           }
           const total = disks.reduce((s, d) => s + d.size, 0);
           let before = 0;
-          for (const d of disks) {
+          for (const d of pulled ? [] : disks) {
             signal.throwIfAborted();
             const st = await this.createDiskArchive(access, d, policy.compression, epoch, { before, total }, ctx, signal);
             created.push(d.archive);
@@ -151,7 +213,11 @@ export class BackupEngine {
             });
             before += d.size;
           }
-          const cfg = await this.createConfigArchive(access, { vm, host, policy, info: { name: info.name }, inactiveXml, disks: diskRecords, epoch }, ctx, signal);
+          const read = pulled
+            ? { mode: pulled.mode, reason: pulled.reason, bytesToRead: pulled.bytesToRead, bytesRead: pulled.bytesRead, checkpointName: pulled.checkpointName, checkpointXml: pulled.checkpointXml }
+            : { mode: 'full' as const, reason: notPull, bytesToRead: disks.reduce((s, d) => s + d.size, 0), bytesRead: stats.reduce((s, x) => s + x.originalSize, 0), checkpointName: null, checkpointXml: null };
+          readInfo = read;
+          const cfg = await this.createConfigArchive(access, { vm, host, policy, info: { name: info.name }, inactiveXml, disks: diskRecords, epoch, read }, ctx, signal);
           created.push(configArchiveName(epoch));
           stats.push(cfg);
         } catch (err) {
@@ -194,9 +260,15 @@ export class BackupEngine {
           startedBy: ctx.startedBy,
           source: 'backroll',
           createdAt: new Date(epoch * 1000).toISOString(),
+          readMode: readInfo!.mode,
+          bytesToRead: readInfo!.bytesToRead,
+          bytesRead: readInfo!.bytesRead,
+          fullReason: readInfo!.mode === 'full' ? readInfo!.reason : null,
+          checkpointName: readInfo!.checkpointName,
+          checkpointXml: readInfo!.checkpointXml,
         };
         await this.deps.restorePoints.insert(record);
-        await log('info', `restore point ${record.id} (epoch ${epoch}): ${record.archives.join(', ')}; ${record.originalSize} bytes read, ${record.deduplicatedSize} new after deduplication`);
+        await log('info', `restore point ${record.id} (epoch ${epoch}): ${record.archives.join(', ')}; ${readSummary(readInfo!.mode, readInfo!.bytesRead, disks.reduce((s, d) => s + (d.chain[0]?.virtualSize ?? d.size), 0))}${readInfo!.mode === 'full' && readInfo!.reason ? ` (${readInfo!.reason})` : ''}, ${record.deduplicatedSize} bytes new after deduplication`);
         ctx.progress({ percent: 100, step: 'prune' });
         const pruned = await this.applyRetention(vm.id, access, policy, log);
         ctx.progress({ step: 'compact' });
@@ -225,7 +297,7 @@ export class BackupEngine {
   async recover(vmId: string, taskId?: string, log: Log = async () => {}): Promise<void> {
     const vm = await this.deps.lookup.vm(vmId);
     const host = await this.deps.lookup.host(vm.host_id);
-    await this.deps.locks.withVmLock(vmId, taskId ? `recovery:task:${taskId}` : 'recovery', () => this.preflight(this.domain(host), vm.uuid, log), { purpose: 'recovery', leaseMs: this.deps.lockLeaseMs });
+    await this.deps.locks.withVmLock(vmId, taskId ? `recovery:task:${taskId}` : 'recovery', () => this.preflight(this.domain(host), vm.uuid, log, vm.id), { purpose: 'recovery', leaseMs: this.deps.lockLeaseMs });
   }
 
   /**
@@ -235,7 +307,31 @@ export class BackupEngine {
   async mergeLeftoverOverlays(vmId: string, log: Log): Promise<void> {
     const vm = await this.deps.lookup.vm(vmId);
     const host = await this.deps.lookup.host(vm.host_id);
-    await this.preflight(this.domain(host), vm.uuid, log);
+    await this.preflight(this.domain(host), vm.uuid, log, vm.id);
+  }
+
+  /**
+   * After an in-place restore: the VM's disks are other files now, its checkpoints describe
+   * nothing. Deletes the checkpoint metadata in libvirt and forgets them in the database, so
+   * the next backup is a full read.
+   */
+  async dropCheckpoints(vmId: string, log: Log): Promise<void> {
+    const vm = await this.deps.lookup.vm(vmId);
+    const host = await this.deps.lookup.host(vm.host_id);
+    const dom = this.domain(host);
+    await this.deps.restorePoints.dropCheckpoints(vmId);
+    let names: string[] = [];
+    try {
+      names = await dom.jobs.checkpoints(vm.uuid);
+    } catch (err) {
+      await log('warn', `could not list the VM's checkpoints: ${(err as Error).message}`);
+    }
+    for (const n of names) {
+      await dom.jobs.deleteCheckpoint(vm.uuid, n, true).then(
+        () => log('info', `checkpoint ${n} dropped (the disks were restored: the next backup reads them whole)`),
+        (e: unknown) => log('warn', `could not drop checkpoint ${n}: ${(e as Error).message}`),
+      );
+    }
   }
 
   /** The planned disks the domain runs on their overlay now; `fallback` when the domain cannot be read. */
@@ -336,7 +432,7 @@ export class BackupEngine {
 
   private async createConfigArchive(
     access: RepoAccess,
-    c: { vm: VirtualMachineTable; host: HostTable; policy: PolicyTable; info: { name: string }; inactiveXml: string; disks: RestorePointDisk[]; epoch: number },
+    c: { vm: VirtualMachineTable; host: HostTable; policy: PolicyTable; info: { name: string }; inactiveXml: string; disks: RestorePointDisk[]; epoch: number; read: ReadInfo },
     ctx: TaskContext,
     signal: AbortSignal,
   ) {
@@ -352,11 +448,17 @@ export class BackupEngine {
         host: { id: c.host.id, name: c.host.name, address: c.host.address },
         policy: { id: c.policy.id, name: c.policy.name, compression: c.policy.compression, encryption: c.policy.encryption },
         disks: c.disks.map((d) => ({ target: d.target, path: d.path, format: d.format, backingChain: d.backingChain, virtualSize: d.virtualSize, archive: d.archive })),
+        read: { mode: c.read.mode, reason: c.read.reason, bytesToRead: c.read.bytesToRead, bytesRead: c.read.bytesRead, checkpoint: c.read.checkpointName },
       };
+      const files = ['domain.xml', 'backroll.json'];
+      if (c.read.checkpointXml) {
+        await fs.writeFile(path.join(dir, 'checkpoint.xml'), c.read.checkpointXml, { mode: 0o600 });
+        files.push('checkpoint.xml');
+      }
       await fs.writeFile(path.join(dir, 'backroll.json'), `${JSON.stringify(meta, null, 2)}\n`, { mode: 0o600 });
       return await this.deps.borg.create(access, {
         archive: configArchiveName(c.epoch),
-        paths: ['domain.xml', 'backroll.json'],
+        paths: files,
         cwd: dir,
         compression: c.policy.compression,
         timestamp: new Date(c.epoch * 1000),
@@ -403,7 +505,7 @@ export class BackupEngine {
    * (block-commit when it runs; qemu-img commit + redefinition when it is shut off) and
    * removed; overlay files next to its disks that no domain of the host uses are deleted.
    */
-  private async preflight(dom: Domain, uuid: string, log: Log): Promise<void> {
+  private async preflight(dom: Domain, uuid: string, log: Log, vmId: string | null = null): Promise<void> {
     const info = await dom.virsh.domainInfo(uuid);
     const state = await dom.virsh.domainState(uuid);
     const bases: string[] = [];
@@ -430,6 +532,7 @@ export class BackupEngine {
       }
       bases.push(base);
     }
+    await this.deps.pull.cleanupLeftovers({ vmId, uuid, live: LIVE.has(state), diskPaths: bases, jobs: dom.jobs }, log);
     const stale: string[] = [];
     for (const base of bases) {
       const names = await fs.readdir(path.dirname(base)).catch(() => [] as string[]);

@@ -4,7 +4,9 @@ import { nodeProcessRunner, type ProcessRunner } from '../adapters/process/proce
 import { systemClock, type Clock } from '../clock.js';
 import type { Db } from '../db/database.js';
 import { VmLocks } from '../locks/vm-lock.js';
+import { ImageWriter } from '../adapters/borg/image-writer.js';
 import { BackupEngine } from './backup.engine.js';
+import { PullBackup } from './incremental.js';
 import { BackupLookup } from './backup.lookup.js';
 import { defaultSshKeyPath, sshHostAccess, type HostAccess } from './host-access.js';
 import { RepositoryStore } from './repository-store.js';
@@ -30,7 +32,8 @@ export function createBackupModule(deps: BackupModuleDeps) {
   const locks = new VmLocks(deps.db, clock, { leaseMs: deps.lockLeaseMs });
   const restorePoints = new RestorePointRepository(deps.db);
   const store = new RepositoryStore(deps.dataDir, borg);
-  const engine = new BackupEngine({ clock, dataDir: deps.dataDir, borg, runner, hosts, locks, lookup, restorePoints, store, lockLeaseMs: deps.lockLeaseMs });
+  const pull = new PullBackup({ borg, writer: new ImageWriter(borg, runner), runner, restorePoints });
+  const engine = new BackupEngine({ clock, dataDir: deps.dataDir, borg, runner, hosts, locks, lookup, restorePoints, store, pull, lockLeaseMs: deps.lockLeaseMs });
   return { clock, borg, lookup, hosts, locks, restorePoints, store, engine, runner, dataDir: deps.dataDir };
 }
 

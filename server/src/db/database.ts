@@ -11,6 +11,7 @@ import * as m0002 from './migrations/0002_jobs.js';
 import * as m0003 from './migrations/0003_backups.js';
 import * as m0004 from './migrations/0004_restore_point_identity.js';
 import * as m0006 from './migrations/0006_connector_tls.js';
+import * as m0008 from './migrations/0008_incremental.js';
 import type { Database } from './schema.js';
 
 export type Db = Kysely<Database>;
@@ -22,6 +23,7 @@ const migrations: Record<string, Migration> = {
   '0003_backups': m0003,
   '0004_restore_point_identity': m0004,
   '0006_connector_tls': m0006,
+  '0008_incremental': m0008,
 };
 
 class StaticMigrationProvider implements MigrationProvider {
