@@ -39,7 +39,7 @@ describe.skipIf(skip)(`incremental backups (changed-block tracking) against the 
   let uuid: string;
   let vmId: string;
   /** The guest-visible disk as the test wrote it (the model). */
-  const model = Buffer.alloc(SIZE);
+  let model = Buffer.alloc(SIZE);
 
   const asHost = (...argv: string[]) => {
     const r = runAsHostUser(h1, argv);
@@ -253,12 +253,96 @@ describe.skipIf(skip)(`incremental backups (changed-block tracking) against the 
     expect(extractRaw(diskArchive(c.res.archives)).equals(model)).toBe(true);
     // A disk resized: full read.
     hostVirsh(h1, 'blockresize', '--domain', name, '--path', 'vda', '--size', `${SIZE + 16 * MiB}B`);
-    const grown = Buffer.concat([model, Buffer.alloc(16 * MiB)]);
+    model = Buffer.concat([model, Buffer.alloc(16 * MiB)]);
     const d = await backup();
     const rd = await rp(d.res.restorePointId);
     expect(rd.readMode).toBe('full');
     expect(rd.fullReason).toMatch(/disks changed since restore point/);
-    expect(extractRaw(diskArchive(d.res.archives)).equals(grown)).toBe(true);
+    expect(extractRaw(diskArchive(d.res.archives)).equals(model)).toBe(true);
     noLeftovers();
+  }, 300_000);
+
+  it('kill -9 mid-incremental (job running, checkpoint created): the next backup cleans up, never uses that checkpoint as a base, and is correct', async () => {
+    write(60, 1, 0xb1);
+    const markerFile = path.join(tmp, 'inc-child-marker');
+    const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
+    const before = (await mod.restorePoints.listByVm(vmId)).length;
+    const child = spawn(process.execPath, [path.join(root, '../node_modules/vitest/vitest.mjs'), 'run', '--config', path.join(root, 'src/backups/lab-child/incremental-child.vitest.config.ts')], {
+      cwd: root,
+      detached: true,
+      stdio: 'ignore',
+      env: { ...process.env, BACKROLL_CHILD_MARKER: markerFile, BACKROLL_CHILD_DB: path.join(tmp, 'data', 'backroll.db'), BACKROLL_CHILD_DATA: path.join(tmp, 'data'), BACKROLL_CHILD_KEY: l.clientKeyPath, BACKROLL_CHILD_VM: vmId },
+    });
+    let failedCheckpoint: string;
+    try {
+      for (let i = 0; i < 240 && !fs.existsSync(markerFile); i++) await new Promise((r) => setTimeout(r, 250));
+      expect(fs.existsSync(markerFile)).toBe(true);
+      expect(hostVirsh(h1, 'domjobinfo', '--domain', name)).not.toMatch(/Job type:\s+None/);
+      const cps = hostVirsh(h1, 'checkpoint-list', '--domain', name, '--name').trim().split('\n');
+      failedCheckpoint = cps.sort().at(-1)!;
+    } finally {
+      process.kill(-child.pid!, 'SIGKILL');
+    }
+    await new Promise((r) => child.once('exit', r));
+    expect((await mod.restorePoints.listByVm(vmId)).length).toBe(before);
+    write(61, 1, 0xb2);
+    let res;
+    for (let i = 0; ; i++) {
+      try {
+        res = await backup();
+        break;
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'VM.LOCKED' || i > 20) throw err;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    }
+    const text = res.ctx.lines.map((x) => x.message).join('\n');
+    expect(text).toMatch(/ended it \(domjobabort\)/);
+    expect(text).toContain(`deleted checkpoint ${failedCheckpoint!}`);
+    const r = await rp(res.res.restorePointId);
+    expect(r.readMode).toBe('incremental');
+    expect(extractRaw(diskArchive(res.res.archives)).equals(model)).toBe(true);
+    expect(hostVirsh(h1, 'checkpoint-list', '--domain', name, '--name')).not.toContain(failedCheckpoint!);
+    noLeftovers();
+  }, 240_000);
+
+  it('a repository with old-style (borg create of the qcow2 file) and new restore points: list, restore, prune', async () => {
+    // Shut off: read whole by borg create (the old path), the reason logged.
+    // (The lab VM has no OS to shut down: destroy, an unclean QEMU exit for its bitmaps.)
+    hostVirsh(h1, 'destroy', '--domain', name);
+    await db.updateTable('virtual_machines').set({ state: 'shut off' }).where('id', '=', vmId).execute();
+    const old = await backup();
+    const ro = await rp(old.res.restorePointId);
+    expect(ro.readMode).toBe('full');
+    expect(ro.fullReason).toMatch(/not running/);
+    expect(ro.checkpointName).toBeNull();
+    const oldModel = Buffer.from(model);
+    hostVirsh(h1, 'start', '--domain', name);
+    write(62, 1, 0xc1);
+    const next = await backup();
+    process.stderr.write(`after the unclean stop: ${(await rp(next.res.restorePointId)).readMode} (${(await rp(next.res.restorePointId)).fullReason ?? ''})\n`);
+    expect(extractRaw(diskArchive(next.res.archives)).equals(model)).toBe(true);
+    // list: both kinds in borg and in the index.
+    const listed = JSON.parse(spawnSync('borg', ['list', '--json', repo()], { env: borgEnv(), encoding: 'utf8' }).stdout) as { archives: Array<{ name: string }> };
+    const names = listed.archives.map((a) => a.name);
+    expect(names).toContain(diskArchive(old.res.archives));
+    expect(names).toContain(diskArchive(next.res.archives));
+    // restore: the old-style archive is the VM's qcow2 file itself.
+    expect(extractRaw(diskArchive(old.res.archives)).equals(oldModel)).toBe(true);
+    // prune: keep the newest only (daily 1: all restore points are of one day); the survivor stays complete.
+    await db.updateTable('policies').set({ retention_daily: 1, retention_weekly: 0 }).where('id', '=', inv.policyId).execute();
+    write(63, 1, 0xc2);
+    const last = await backup();
+    expect(last.res.pruned.length).toBeGreaterThan(3);
+    const left = await mod.restorePoints.listByVm(vmId);
+    expect(left.map((x) => x.id)).toEqual([last.res.restorePointId]);
+    expect(extractRaw(diskArchive(last.res.archives)).equals(model)).toBe(true);
+    const chk = spawnSync('borg', ['check', '--verify-data', repo()], { env: borgEnv(), encoding: 'utf8' });
+    expect(chk.status).toBe(0);
+    // The next backup after the prune: incremental from the survivor.
+    write(3, 1, 0xc3);
+    const after = await backup();
+    expect((await rp(after.res.restorePointId)).readMode).toBe('incremental');
+    expect(extractRaw(diskArchive(after.res.archives)).equals(model)).toBe(true);
   }, 300_000);
 });

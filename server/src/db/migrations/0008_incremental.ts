@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import { MysqlAdapter, sql, type Kysely } from 'kysely';
 
 /**
  * Incremental backups (docs/incremental.md): each restore point records how its disks were
@@ -18,7 +18,12 @@ const RP: Array<[string, 'text' | 'bigint']> = [
 ];
 
 export async function up(db: Kysely<unknown>): Promise<void> {
-  for (const [name, type] of RP) await db.schema.alterTable('restore_points').addColumn(name, type).execute();
+  // The checkpoint XML holds the whole domain XML: MariaDB's TEXT stops at 64 KiB.
+  const mysql = db.getExecutor().adapter instanceof MysqlAdapter;
+  for (const [name, type] of RP) {
+    if (name === 'checkpoint_xml' && mysql) await db.schema.alterTable('restore_points').addColumn(name, sql`mediumtext`).execute();
+    else await db.schema.alterTable('restore_points').addColumn(name, type).execute();
+  }
   await db.schema.alterTable('policies').addColumn('full_every_days', 'integer', (c) => c.notNull().defaultTo(30)).execute();
   await db.schema.alterTable('policies').addColumn('changed_block_tracking', 'integer', (c) => c.notNull().defaultTo(1)).execute();
 }
