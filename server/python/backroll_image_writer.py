@@ -32,6 +32,7 @@ import time
 from datetime import datetime
 
 VERIFIED_BORG = ('1.2.4',)
+READ_BLOCK = 4 << 20
 NBD_OPT_GO = 7
 NBD_REP_ACK = 1
 NBD_REP_INFO = 3
@@ -327,12 +328,18 @@ def main():
                         continue
                     pos = s
                     while pos < e:
-                        nxt = min(e, (pos // G + 1) * G)
-                        data = bytes(file_bytes(pos, nxt))
-                        cid = key.id_hash(data)
-                        chunks.append(cache.add_chunk(cid, data, stats, wait=False))
-                        repository.async_response(wait=False)
-                        pos = nxt
+                        # Read up to 4 MiB at once, then cut it on the grid.
+                        blk_end = min(e, max((pos // G + 1) * G, ((pos + READ_BLOCK) // G) * G))
+                        block = file_bytes(pos, blk_end)
+                        bpos = pos
+                        while bpos < blk_end:
+                            nxt = min(blk_end, (bpos // G + 1) * G)
+                            data = bytes(block[bpos - pos:nxt - pos])
+                            cid = key.id_hash(data)
+                            chunks.append(cache.add_chunk(cid, data, stats, wait=False))
+                            repository.async_response(wait=False)
+                            bpos = nxt
+                        pos = blk_end
                         now = time.monotonic()
                         if now - last > 0.5:
                             last = now

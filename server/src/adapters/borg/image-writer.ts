@@ -95,7 +95,7 @@ export class ImageWriter {
       socket: o.socket,
       export: o.exportName,
       virtualSize: o.virtualSize,
-      chunkSize: o.chunkSize ?? 1 << 20,
+      chunkSize: o.chunkSize ?? 1 << 16,
       lockWait: 10,
     };
     let result: ImageWriteResult | null = null;
