@@ -72,6 +72,7 @@ interface ReadInfo {
   bytesRead: number;
   checkpointName: string | null;
   checkpointXml: string | null;
+  chainFullEpoch: number;
 }
 
 const LIVE: ReadonlySet<DomainState> = new Set(['running', 'idle', 'paused']);
@@ -214,8 +215,8 @@ export class BackupEngine {
             before += d.size;
           }
           const read = pulled
-            ? { mode: pulled.mode, reason: pulled.reason, bytesToRead: pulled.bytesToRead, bytesRead: pulled.bytesRead, checkpointName: pulled.checkpointName, checkpointXml: pulled.checkpointXml }
-            : { mode: 'full' as const, reason: notPull, bytesToRead: disks.reduce((s, d) => s + d.size, 0), bytesRead: stats.reduce((s, x) => s + x.originalSize, 0), checkpointName: null, checkpointXml: null };
+            ? { mode: pulled.mode, reason: pulled.reason, bytesToRead: pulled.bytesToRead, bytesRead: pulled.bytesRead, checkpointName: pulled.checkpointName, checkpointXml: pulled.checkpointXml, chainFullEpoch: pulled.chainFullEpoch }
+            : { mode: 'full' as const, reason: notPull, bytesToRead: disks.reduce((s, d) => s + d.size, 0), bytesRead: stats.reduce((s, x) => s + x.originalSize, 0), checkpointName: null, checkpointXml: null, chainFullEpoch: epoch };
           readInfo = read;
           const cfg = await this.createConfigArchive(access, { vm, host, policy, info: { name: info.name }, inactiveXml, disks: diskRecords, epoch, read }, ctx, signal);
           created.push(configArchiveName(epoch));
@@ -266,6 +267,7 @@ export class BackupEngine {
           fullReason: readInfo!.mode === 'full' ? readInfo!.reason : null,
           checkpointName: readInfo!.checkpointName,
           checkpointXml: readInfo!.checkpointXml,
+          chainFullEpoch: readInfo!.chainFullEpoch,
         };
         await this.deps.restorePoints.insert(record);
         await log('info', `restore point ${record.id} (epoch ${epoch}): ${record.archives.join(', ')}; ${readSummary(readInfo!.mode, readInfo!.bytesRead, disks.reduce((s, d) => s + (d.chain[0]?.virtualSize ?? d.size), 0))}${readInfo!.mode === 'full' && readInfo!.reason ? ` (${readInfo!.reason})` : ''}, ${record.deduplicatedSize} bytes new after deduplication`);

@@ -50,6 +50,8 @@ export interface PullBackupResult {
   reason: string | null;
   checkpointName: string;
   checkpointXml: string;
+  /** Epoch of the full read this chain started from (the base's, or this backup's own for a full read). */
+  chainFullEpoch: number;
   bytesToRead: number;
   bytesRead: number;
 }
@@ -121,12 +123,8 @@ export class PullBackup {
     const all = (await this.deps.restorePoints.listByVm(c.vmId)).filter((rp) => rp.repository === c.repo && rp.readMode);
     const candidates = all.filter((rp) => rp.checkpointName && rp.checkpointXml);
     if (candidates.length === 0) return { base: null, reason: 'no earlier restore point with a checkpoint (first backup with changed-block tracking)' };
-    const lastFull = all.find((rp) => rp.readMode === 'full');
     const days = c.fullEveryDays;
     if (days <= 0) return { base: null, reason: 'the policy reads everything at every backup (full_every_days 0)' };
-    if (!lastFull || c.nowEpoch - lastFull.epoch >= days * 86400) {
-      return { base: null, reason: `periodic full read (${lastFull ? `the last full read was ${Math.floor((c.nowEpoch - lastFull.epoch) / 86400)} days ago` : 'no full read left in the repository'}; the policy reads everything every ${days} days)` };
-    }
     const known = new Set(await c.jobs.checkpoints(c.uuid));
     let reason: string | null = null;
     for (const rp of candidates) {
@@ -149,6 +147,10 @@ export class PullBackup {
           await this.deps.restorePoints.dropCheckpoints(c.vmId, [rp.id]);
           continue;
         }
+      }
+      const fullEpoch = rp.chainFullEpoch ?? rp.epoch;
+      if (c.nowEpoch - fullEpoch >= days * 86400) {
+        return { base: null, reason: `periodic full read (the last full read was ${Math.floor((c.nowEpoch - fullEpoch) / 86400)} days ago; the policy reads everything every ${days} days)` };
       }
       return { base: rp, reason: null };
     }
@@ -252,6 +254,7 @@ export class PullBackup {
         reason: mode === 'full' ? (reason ?? results.find((r) => r.reason)?.reason ?? null) : null,
         checkpointName: cpName,
         checkpointXml: cpXml,
+        chainFullEpoch: mode === 'incremental' && base ? (base.chainFullEpoch ?? base.epoch) : c.epoch,
         bytesToRead: results.reduce((s, r) => s + r.bytesToRead, 0),
         bytesRead: results.reduce((s, r) => s + r.bytesRead, 0),
       };

@@ -39,6 +39,8 @@ export interface RestorePointRecord {
   /** 0008: the libvirt checkpoint created with this restore point (name + full XML). */
   checkpointName?: string | null;
   checkpointXml?: string | null;
+  /** 0008: epoch of the full read the chain of incrementals started from (own epoch for a full read). */
+  chainFullEpoch?: number | null;
 }
 
 const toRecord = (r: RestorePointTable): RestorePointRecord => ({
@@ -63,6 +65,7 @@ const toRecord = (r: RestorePointTable): RestorePointRecord => ({
   fullReason: r.full_reason ?? null,
   checkpointName: r.checkpoint_name ?? null,
   checkpointXml: r.checkpoint_xml ?? null,
+  chainFullEpoch: r.chain_full_epoch === null || r.chain_full_epoch === undefined ? null : Number(r.chain_full_epoch),
 });
 
 export class RestorePointRepository {
@@ -87,7 +90,7 @@ export class RestorePointRepository {
         started_by: p.startedBy,
         source: p.source,
         created_at: p.createdAt,
-        ...(p.readMode ? { read_mode: p.readMode, bytes_to_read: p.bytesToRead ?? null, bytes_read: p.bytesRead ?? null, full_reason: p.fullReason ?? null, checkpoint_name: p.checkpointName ?? null, checkpoint_xml: p.checkpointXml ?? null } : {}),
+        ...(p.readMode ? { read_mode: p.readMode, bytes_to_read: p.bytesToRead ?? null, bytes_read: p.bytesRead ?? null, full_reason: p.fullReason ?? null, checkpoint_name: p.checkpointName ?? null, checkpoint_xml: p.checkpointXml ?? null, chain_full_epoch: p.chainFullEpoch ?? null } : {}),
       })
       .execute();
   }

@@ -201,6 +201,8 @@ export interface RestorePointTable {
   /** 0008: the libvirt checkpoint created with this restore point, and its full XML. */
   checkpoint_name?: string | null;
   checkpoint_xml?: string | null;
+  /** 0008: epoch of the full read this restore point's chain of incrementals started from. */
+  chain_full_epoch?: number | null;
 }
 
 /** 0004: one row per locked VM; the lease is renewed by heartbeats and dies with its holder. */

@@ -53,11 +53,11 @@ for (const dialect of DIALECTS) {
       await repo.insert({ ...base, id: oldId, epoch: 1 });
       const xml = `<domaincheckpoint>${'x'.repeat(64 * 1024)}</domaincheckpoint>`;
       const newId = randomUUID();
-      await repo.insert({ ...base, id: newId, epoch: 2, readMode: 'incremental', bytesToRead: 5 * 2 ** 30, bytesRead: 5 * 2 ** 30 + 1, fullReason: null, checkpointName: 'backroll-2', checkpointXml: xml });
+      await repo.insert({ ...base, id: newId, epoch: 2, readMode: 'incremental', bytesToRead: 5 * 2 ** 30, bytesRead: 5 * 2 ** 30 + 1, fullReason: null, checkpointName: 'backroll-2', checkpointXml: xml, chainFullEpoch: 1 });
       const old = await repo.find(base.vmId, oldId);
       expect([old!.readMode, old!.bytesRead, old!.checkpointName]).toEqual([null, null, null]);
       const got = await repo.find(base.vmId, newId);
-      expect([got!.readMode, got!.bytesToRead, got!.bytesRead, got!.checkpointName, got!.checkpointXml]).toEqual(['incremental', 5 * 2 ** 30, 5 * 2 ** 30 + 1, 'backroll-2', xml]);
+      expect([got!.readMode, got!.bytesToRead, got!.bytesRead, got!.checkpointName, got!.checkpointXml, got!.chainFullEpoch]).toEqual(['incremental', 5 * 2 ** 30, 5 * 2 ** 30 + 1, 'backroll-2', xml, 1]);
       await repo.dropCheckpoints(base.vmId);
       expect((await repo.find(base.vmId, newId))!.checkpointName).toBeNull();
     });

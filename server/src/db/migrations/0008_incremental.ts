@@ -4,7 +4,8 @@ import { MysqlAdapter, sql, type Kysely } from 'kysely';
  * Incremental backups (docs/incremental.md): each restore point records how its disks were
  * read (`read_mode` full | incremental; null for restore points made before) with the
  * bytes to read and read, the reason of a full read, and the libvirt checkpoint created
- * with it (name + full XML, to redefine it when libvirt lost it). Policies get the period
+ * with it (name + full XML, to redefine it when libvirt lost it), and the epoch of the full
+ * read its chain of incrementals started from (the periodic full counts from there). Policies get the period
  * of a forced full read (days; default 30; 0: every backup reads everything) and a switch
  * for changed-block tracking (1 default; 0: running VMs are read by snapshot + borg create). Portable like 0001: one column per ALTER.
  */
@@ -15,6 +16,7 @@ const RP: Array<[string, 'text' | 'bigint']> = [
   ['full_reason', 'text'],
   ['checkpoint_name', 'text'],
   ['checkpoint_xml', 'text'],
+  ['chain_full_epoch', 'bigint'],
 ];
 
 export async function up(db: Kysely<unknown>): Promise<void> {
