@@ -24,7 +24,7 @@ import { VERSION } from '../version.js';
 import type { BackupLookup } from './backup.lookup.js';
 import { imageChain, type ImageInfo } from './disk-image.js';
 import type { HostAccess } from './host-access.js';
-import { readSummary, type PullBackup, type PullBackupResult, type PullDiskPlan } from './incremental.js';
+import { CHECKPOINT, readSummary, type PullBackup, type PullBackupResult, type PullDiskPlan } from './incremental.js';
 import { configArchiveName, diskArchiveName, groupByEpoch, isOverlayPath, overlayPath, overlaysOfDisk, repositoryPath } from './naming.js';
 import type { RepositoryStore } from './repository-store.js';
 import type { RestorePointDisk, RestorePointRecord, RestorePointRepository } from './restore-point.repository.js';
@@ -328,7 +328,8 @@ export class BackupEngine {
     } catch (err) {
       await log('warn', `could not list the VM's checkpoints: ${(err as Error).message}`);
     }
-    for (const n of names) {
+    // Only Backroll's own (another tool's checkpoints are its business).
+    for (const n of names.filter((x) => CHECKPOINT.test(x))) {
       await dom.jobs.deleteCheckpoint(vm.uuid, n, true).then(
         () => log('info', `checkpoint ${n} dropped (the disks were restored: the next backup reads them whole)`),
         (e: unknown) => log('warn', `could not drop checkpoint ${n}: ${(e as Error).message}`),
