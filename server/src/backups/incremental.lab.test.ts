@@ -358,4 +358,23 @@ describe.skipIf(skip)(`incremental backups (changed-block tracking) against the 
     expect(rpp.fullReason).toMatch(/periodic full read \(the last full read was 3\d days ago; the policy reads everything every 30 days\)/);
     expect(extractRaw(diskArchive(periodic.res.archives)).equals(model)).toBe(true);
   }, 300_000);
+
+  it('QEMU killed (-9): the bitmap is inconsistent, the incremental job is refused, the backup reads everything and says why', async () => {
+    const pid = spawnSync('pgrep', ['-u', h1.user, '-f', `guest=${name},`], { encoding: 'utf8' }).stdout.trim().split('\n')[0]!;
+    expect(pid).toMatch(/^\d+$/);
+    process.kill(Number(pid), 'SIGKILL');
+    for (let i = 0; i < 40 && !/shut off/.test(hostVirsh(h1, 'domstate', '--domain', name)); i++) await new Promise((r) => setTimeout(r, 250));
+    hostVirsh(h1, 'start', '--domain', name);
+    write(7, 1, 0xd1);
+    const a = await backup();
+    const ra = await rp(a.res.restorePointId);
+    expect(ra.readMode).toBe('full');
+    expect(ra.fullReason).toMatch(/the incremental job from checkpoint backroll-\d+ failed .*not trustworthy/);
+    expect(extractRaw(diskArchive(a.res.archives)).equals(model)).toBe(true);
+    write(8, 1, 0xd2);
+    const b = await backup();
+    expect((await rp(b.res.restorePointId)).readMode).toBe('incremental');
+    expect(extractRaw(diskArchive(b.res.archives)).equals(model)).toBe(true);
+    noLeftovers();
+  }, 300_000);
 });
