@@ -12,6 +12,7 @@ import { CreateProgressTracker, type BorgEvent } from '../adapters/borg/log-json
 import { parseDomainXml, type DomainDisk } from '../adapters/libvirt/domain-xml.js';
 import { DomainSnapshots } from '../adapters/libvirt/snapshots.js';
 import { LibvirtErrorCode } from '../adapters/libvirt/libvirt-errors.js';
+import { DomainBackupJobs } from '../adapters/libvirt/backup-job.js';
 import { Virsh, type DomainState } from '../adapters/libvirt/virsh.js';
 import type { ProcessRunner } from '../adapters/process/process-runner.js';
 import type { Clock } from '../clock.js';
@@ -28,6 +29,7 @@ import { toBool } from '../db/errors.js';
 import type { BackupLookup } from './backup.lookup.js';
 import { imageChain, type ImageInfo } from './disk-image.js';
 import type { HostAccess } from './host-access.js';
+import { CHECKPOINT, readSummary, type PullBackup, type PullBackupResult, type PullDiskPlan } from './incremental.js';
 import { configArchiveName, diskArchiveName, groupByEpoch, isOverlayPath, overlayPath, overlaysOfDisk, repositoryPath } from './naming.js';
 import type { RepositoryStore } from './repository-store.js';
 import type { RestorePointDisk, RestorePointRecord, RestorePointRepository } from './restore-point.repository.js';
@@ -60,6 +62,8 @@ export interface BackupEngineDeps {
   lookup: BackupLookup;
   restorePoints: RestorePointRepository;
   store: RepositoryStore;
+  /** Changed-block tracking (pull-mode backup jobs + the image writer); docs/incremental.md. */
+  pull: PullBackup;
   /** VM lock lease. Default: VmLocks' (the default task lease, 30 s). */
   lockLeaseMs?: number;
   /** The pools' CloudStack connectors: VMs CloudStack stopped are backed up from their volumes. */
@@ -67,6 +71,16 @@ export interface BackupEngineDeps {
 }
 
 type Log = (level: TaskLogLevel, message: string) => Promise<void>;
+
+interface ReadInfo {
+  mode: 'full' | 'incremental';
+  reason: string | null;
+  bytesToRead: number;
+  bytesRead: number;
+  checkpointName: string | null;
+  checkpointXml: string | null;
+  chainFullEpoch: number;
+}
 
 const LIVE: ReadonlySet<DomainState> = new Set(['running', 'idle', 'paused']);
 
@@ -83,6 +97,7 @@ interface PlannedDisk {
 interface Domain {
   virsh: Virsh;
   ops: DomainSnapshots;
+  jobs: DomainBackupJobs;
 }
 
 export class BackupEngine {
@@ -90,7 +105,11 @@ export class BackupEngine {
 
   private domain(host: HostTable): Domain {
     const exec = this.deps.hosts.executor(host);
-    return { virsh: Virsh.overSsh(exec, host.libvirt_uri), ops: new DomainSnapshots((argv, o) => exec.exec(argv, o), host.libvirt_uri) };
+    return {
+      virsh: Virsh.overSsh(exec, host.libvirt_uri),
+      ops: new DomainSnapshots((argv, o) => exec.exec(argv, o), host.libvirt_uri),
+      jobs: new DomainBackupJobs((argv, o) => exec.exec(argv, o), host.libvirt_uri),
+    };
   }
 
   /** The `vm.backup` handler. */
@@ -115,7 +134,7 @@ export class BackupEngine {
           state = 'shut off';
           await log('info', `${vm.name} is stopped in CloudStack (instance ${stopped.info.id}), so libvirt does not have it: backing up its volumes ${volumes.map((v) => `${v.volumeName} (${v.type})`).join(', ')} from the primary storage`);
         } else {
-          await this.preflight(dom, vm.uuid, log);
+          await this.preflight(dom, vm.uuid, log, vm.id);
           signal.throwIfAborted();
           inactiveXml = await dom.virsh.domainXml(vm.uuid, { inactive: true });
           info = parseDomainXml(await dom.virsh.domainXml(vm.uuid));
@@ -130,6 +149,26 @@ export class BackupEngine {
         const epoch = Math.max(Math.floor(this.deps.clock.now().getTime() / 1000), lastEpoch + 1);
         const disks = await this.plan(info.disks, epoch, live);
         await log('info', `backing up ${info.name} (${state}) from host ${host.name}: ${disks.map((d) => `${d.disk.target} ${d.path}`).join(', ')} into ${repo}`);
+        const pullPlan: PullDiskPlan[] = disks.map((d) => ({
+          target: d.disk.target,
+          path: d.path,
+          archive: d.archive,
+          format: d.chain[0]?.format ?? d.disk.format ?? 'raw',
+          virtualSize: d.chain[0]?.virtualSize ?? 0,
+          backingFiles: d.chain.length - 1,
+          readonly: d.disk.readonly || d.disk.shareable,
+        }));
+        const notPull = policy.changed_block_tracking === 0 ? 'changed-block tracking is off in the policy' : await this.deps.pull.unsupportedReason(pullPlan, live);
+        let pullBase: { base: RestorePointRecord | null; reason: string | null } | null = null;
+        if (notPull === null) {
+          pullBase = await this.deps.pull.chooseBase(
+            { vmId: vm.id, uuid: vm.uuid, repo, disks: pullPlan, archives: new Set(existing.map((a) => a.name)), fullEveryDays: policy.full_every_days ?? 30, nowEpoch: epoch, jobs: dom.jobs },
+            log,
+          );
+        } else {
+          await log('info', `full read (borg create of the disk files): ${notPull}`);
+        }
+        let pulled: PullBackupResult | null = null;
 
         for (const d of disks) {
           for (const img of d.chain.slice(1)) {
@@ -143,8 +182,32 @@ export class BackupEngine {
         const diskRecords: RestorePointDisk[] = [];
         const snapshotted: PlannedDisk[] = [];
         let failure: unknown = null;
+        let readInfo: ReadInfo | null = null;
         try {
-          if (live) {
+          if (pullBase !== null) {
+            pulled = await this.deps.pull.run(
+              { vmId: vm.id, uuid: vm.uuid, jobs: dom.jobs, access, disks: pullPlan, epoch, compression: policy.compression, base: pullBase.base, fullReason: pullBase.reason, onArchive: (a) => created.push(a) },
+              ctx,
+              signal,
+              log,
+            );
+            for (const r of pulled.disks) {
+              const d = disks.find((x) => x.disk.target === r.target)!;
+              stats.push(r);
+              diskRecords.push({
+                target: r.target,
+                path: d.path,
+                // The archive holds a complete qcow2 image (preallocated metadata), without backing file.
+                format: 'qcow2',
+                archive: r.archive,
+                virtualSize: r.diskSize,
+                backingChain: [],
+                originalSize: r.originalSize,
+                compressedSize: r.compressedSize,
+                deduplicatedSize: r.deduplicatedSize,
+              });
+            }
+          } else if (live) {
             await this.snapshot(dom, vm, policy, disks, epoch, log, ctx.taskId);
             snapshotted.push(...disks.filter((d) => d.overlay !== null));
           } else {
@@ -152,7 +215,7 @@ export class BackupEngine {
           }
           const total = disks.reduce((s, d) => s + d.size, 0);
           let before = 0;
-          for (const d of disks) {
+          for (const d of pulled ? [] : disks) {
             signal.throwIfAborted();
             const st = await this.createDiskArchive(access, d, policy.compression, epoch, { before, total }, ctx, signal);
             created.push(d.archive);
@@ -177,7 +240,11 @@ export class BackupEngine {
               throw new AppError('conflict', CloudStackVmErrorCode.VM_STARTED, `CloudStack ${now instanceof Error ? `could not confirm that ${vm.name} stayed stopped (${now.message})` : `started ${vm.name} during the backup (state ${now.state})`}: the images read may be inconsistent, so this restore point is dropped; back it up again`, { vmId: vm.id });
             }
           }
-          const cfg = await this.createConfigArchive(access, { vm, host, policy, info: { name: info.name }, inactiveXml, cloudStack: stopped?.info ?? parseVmInfo(vm.cloudstack), disks: diskRecords, epoch }, ctx, signal);
+          const read = pulled
+            ? { mode: pulled.mode, reason: pulled.reason, bytesToRead: pulled.bytesToRead, bytesRead: pulled.bytesRead, checkpointName: pulled.checkpointName, checkpointXml: pulled.checkpointXml, chainFullEpoch: pulled.chainFullEpoch }
+            : { mode: 'full' as const, reason: notPull, bytesToRead: disks.reduce((s, d) => s + d.size, 0), bytesRead: stats.reduce((s, x) => s + x.originalSize, 0), checkpointName: null, checkpointXml: null, chainFullEpoch: epoch };
+          readInfo = read;
+          const cfg = await this.createConfigArchive(access, { vm, host, policy, info: { name: info.name }, inactiveXml, cloudStack: stopped?.info ?? parseVmInfo(vm.cloudstack), disks: diskRecords, epoch, read }, ctx, signal);
           created.push(configArchiveName(epoch));
           stats.push(cfg);
         } catch (err) {
@@ -220,9 +287,16 @@ export class BackupEngine {
           startedBy: ctx.startedBy,
           source: 'backroll',
           createdAt: new Date(epoch * 1000).toISOString(),
+          readMode: readInfo!.mode,
+          bytesToRead: readInfo!.bytesToRead,
+          bytesRead: readInfo!.bytesRead,
+          fullReason: readInfo!.mode === 'full' ? readInfo!.reason : null,
+          checkpointName: readInfo!.checkpointName,
+          checkpointXml: readInfo!.checkpointXml,
+          chainFullEpoch: readInfo!.chainFullEpoch,
         };
         await this.deps.restorePoints.insert(record);
-        await log('info', `restore point ${record.id} (epoch ${epoch}): ${record.archives.join(', ')}; ${record.originalSize} bytes read, ${record.deduplicatedSize} new after deduplication`);
+        await log('info', `restore point ${record.id} (epoch ${epoch}): ${record.archives.join(', ')}; ${readSummary(readInfo!.mode, readInfo!.bytesRead, disks.reduce((s, d) => s + (d.chain[0]?.virtualSize ?? d.size), 0))}${readInfo!.mode === 'full' && readInfo!.reason ? ` (${readInfo!.reason})` : ''}, ${record.deduplicatedSize} bytes new after deduplication`);
         ctx.progress({ percent: 100, step: 'prune' });
         const pruned = await this.applyRetention(vm.id, access, policy, log);
         ctx.progress({ step: 'compact' });
@@ -266,7 +340,7 @@ export class BackupEngine {
   async recover(vmId: string, taskId?: string, log: Log = async () => {}): Promise<void> {
     const vm = await this.deps.lookup.vm(vmId);
     const host = await this.deps.lookup.host(vm.host_id);
-    await this.deps.locks.withVmLock(vmId, taskId ? `recovery:task:${taskId}` : 'recovery', () => this.preflight(this.domain(host), vm.uuid, log), { purpose: 'recovery', leaseMs: this.deps.lockLeaseMs });
+    await this.deps.locks.withVmLock(vmId, taskId ? `recovery:task:${taskId}` : 'recovery', () => this.preflight(this.domain(host), vm.uuid, log, vm.id), { purpose: 'recovery', leaseMs: this.deps.lockLeaseMs });
   }
 
   /**
@@ -277,11 +351,36 @@ export class BackupEngine {
     const vm = await this.deps.lookup.vm(vmId);
     const host = await this.deps.lookup.host(vm.host_id);
     try {
-      await this.preflight(this.domain(host), vm.uuid, log);
+      await this.preflight(this.domain(host), vm.uuid, log, vm.id);
     } catch (err) {
       // A CloudStack instance stopped by CloudStack is not in libvirt: no overlay can be active.
       if (err instanceof AppError && err.code === LibvirtErrorCode.VM_NOT_FOUND && (toBool(vm.cloudstack_managed) || parseVmInfo(vm.cloudstack) !== null)) return;
       throw err;
+    }
+  }
+
+  /**
+   * After an in-place restore: the VM's disks are other files now, its checkpoints describe
+   * nothing. Deletes the checkpoint metadata in libvirt and forgets them in the database, so
+   * the next backup is a full read.
+   */
+  async dropCheckpoints(vmId: string, log: Log): Promise<void> {
+    const vm = await this.deps.lookup.vm(vmId);
+    const host = await this.deps.lookup.host(vm.host_id);
+    const dom = this.domain(host);
+    await this.deps.restorePoints.dropCheckpoints(vmId);
+    let names: string[] = [];
+    try {
+      names = await dom.jobs.checkpoints(vm.uuid);
+    } catch (err) {
+      await log('warn', `could not list the VM's checkpoints: ${(err as Error).message}`);
+    }
+    // Only Backroll's own (another tool's checkpoints are its business).
+    for (const n of names.filter((x) => CHECKPOINT.test(x))) {
+      await dom.jobs.deleteCheckpoint(vm.uuid, n, true).then(
+        () => log('info', `checkpoint ${n} dropped (the disks were restored: the next backup reads them whole)`),
+        (e: unknown) => log('warn', `could not drop checkpoint ${n}: ${(e as Error).message}`),
+      );
     }
   }
 
@@ -383,7 +482,7 @@ export class BackupEngine {
 
   private async createConfigArchive(
     access: RepoAccess,
-    c: { vm: VirtualMachineTable; host: HostTable; policy: PolicyTable; info: { name: string }; inactiveXml: string | null; cloudStack: CloudStackVmInfo | null; disks: RestorePointDisk[]; epoch: number },
+    c: { vm: VirtualMachineTable; host: HostTable; policy: PolicyTable; info: { name: string }; inactiveXml: string | null; cloudStack: CloudStackVmInfo | null; disks: RestorePointDisk[]; epoch: number; read: ReadInfo },
     ctx: TaskContext,
     signal: AbortSignal,
   ) {
@@ -401,11 +500,17 @@ export class BackupEngine {
         policy: { id: c.policy.id, name: c.policy.name, compression: c.policy.compression, encryption: c.policy.encryption },
         disks: c.disks.map((d) => ({ target: d.target, path: d.path, format: d.format, backingChain: d.backingChain, virtualSize: d.virtualSize, archive: d.archive })),
         ...(c.cloudStack ? { cloudStack: c.cloudStack } : {}),
+        read: { mode: c.read.mode, reason: c.read.reason, bytesToRead: c.read.bytesToRead, bytesRead: c.read.bytesRead, checkpoint: c.read.checkpointName },
       };
+      const files = c.inactiveXml !== null ? ['domain.xml', 'backroll.json'] : ['backroll.json'];
+      if (c.read.checkpointXml) {
+        await fs.writeFile(path.join(dir, 'checkpoint.xml'), c.read.checkpointXml, { mode: 0o600 });
+        files.push('checkpoint.xml');
+      }
       await fs.writeFile(path.join(dir, 'backroll.json'), `${JSON.stringify(meta, null, 2)}\n`, { mode: 0o600 });
       return await this.deps.borg.create(access, {
         archive: configArchiveName(c.epoch),
-        paths: c.inactiveXml !== null ? ['domain.xml', 'backroll.json'] : ['backroll.json'],
+        paths: files,
         cwd: dir,
         compression: c.policy.compression,
         timestamp: new Date(c.epoch * 1000),
@@ -452,7 +557,7 @@ export class BackupEngine {
    * (block-commit when it runs; qemu-img commit + redefinition when it is shut off) and
    * removed; overlay files next to its disks that no domain of the host uses are deleted.
    */
-  private async preflight(dom: Domain, uuid: string, log: Log): Promise<void> {
+  private async preflight(dom: Domain, uuid: string, log: Log, vmId: string | null = null): Promise<void> {
     const info = await dom.virsh.domainInfo(uuid);
     const state = await dom.virsh.domainState(uuid);
     const bases: string[] = [];
@@ -479,6 +584,7 @@ export class BackupEngine {
       }
       bases.push(base);
     }
+    await this.deps.pull.cleanupLeftovers({ vmId, uuid, live: LIVE.has(state), diskPaths: bases, jobs: dom.jobs }, log);
     const stale: string[] = [];
     for (const base of bases) {
       const names = await fs.readdir(path.dirname(base)).catch(() => [] as string[]);

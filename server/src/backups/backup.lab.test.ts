@@ -55,6 +55,8 @@ describe.skipIf(skip)(`vm.backup against the KVM lab${reason}`, () => {
     db = openDatabase({ dialect: 'sqlite', url: path.join(tmp, 'data', 'backroll.db') });
     await migrateToLatest(db);
     inv = await insertInventory(db, l, storage, { quiesce: 'preferred' });
+    // This file tests the snapshot + borg create path; changed-block tracking: incremental.lab.test.ts.
+    await db.updateTable('policies').set({ changed_block_tracking: 0 }).where('id', '=', inv.policyId).execute();
     const { sshHostAccess } = await import('./host-access.js');
     const { BackupLookup } = await import('./backup.lookup.js');
     mod = createBackupModule({ db, dataDir: path.join(tmp, 'data'), hosts: sshHostAccess(new BackupLookup(db), l.clientKeyPath), lockLeaseMs: 3000 });

@@ -5,7 +5,9 @@ import { systemClock, type Clock } from '../clock.js';
 import type { Db } from '../db/database.js';
 import { VmLocks } from '../locks/vm-lock.js';
 import type { CloudStackAccess } from '../cloudstack/cloudstack-access.js';
+import { ImageWriter } from '../adapters/borg/image-writer.js';
 import { BackupEngine } from './backup.engine.js';
+import { PullBackup } from './incremental.js';
 import { BackupLookup } from './backup.lookup.js';
 import { defaultSshKeyPath, sshHostAccess, type HostAccess } from './host-access.js';
 import { RepositoryStore } from './repository-store.js';
@@ -33,7 +35,8 @@ export function createBackupModule(deps: BackupModuleDeps) {
   const locks = new VmLocks(deps.db, clock, { leaseMs: deps.lockLeaseMs });
   const restorePoints = new RestorePointRepository(deps.db);
   const store = new RepositoryStore(deps.dataDir, borg);
-  const engine = new BackupEngine({ clock, dataDir: deps.dataDir, borg, runner, hosts, locks, lookup, restorePoints, store, lockLeaseMs: deps.lockLeaseMs, cloudStack: deps.cloudStack });
+  const pull = new PullBackup({ borg, writer: new ImageWriter(borg, runner), runner, restorePoints });
+  const engine = new BackupEngine({ clock, dataDir: deps.dataDir, borg, runner, hosts, locks, lookup, restorePoints, store, pull, lockLeaseMs: deps.lockLeaseMs, cloudStack: deps.cloudStack });
   return { clock, borg, lookup, hosts, locks, restorePoints, store, engine, runner, dataDir: deps.dataDir, cloudStack: deps.cloudStack ?? null };
 }
 

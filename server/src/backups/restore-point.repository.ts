@@ -31,6 +31,16 @@ export interface RestorePointRecord {
   /** `backroll`: made by Backroll; `borg`: found in the repository (BackROLL or manual) by a reconcile. */
   source: 'backroll' | 'borg';
   createdAt: string;
+  /** 0008: how the disks were read (null: before incremental backups, a full read). */
+  readMode?: 'full' | 'incremental' | null;
+  bytesToRead?: number | null;
+  bytesRead?: number | null;
+  fullReason?: string | null;
+  /** 0008: the libvirt checkpoint created with this restore point (name + full XML). */
+  checkpointName?: string | null;
+  checkpointXml?: string | null;
+  /** 0008: epoch of the full read the chain of incrementals started from (own epoch for a full read). */
+  chainFullEpoch?: number | null;
 }
 
 const toRecord = (r: RestorePointTable): RestorePointRecord => ({
@@ -49,6 +59,13 @@ const toRecord = (r: RestorePointTable): RestorePointRecord => ({
   startedBy: r.started_by,
   source: (r.source ?? 'backroll') as RestorePointRecord['source'],
   createdAt: r.created_at,
+  readMode: (r.read_mode ?? null) as RestorePointRecord['readMode'],
+  bytesToRead: r.bytes_to_read === null || r.bytes_to_read === undefined ? null : Number(r.bytes_to_read),
+  bytesRead: r.bytes_read === null || r.bytes_read === undefined ? null : Number(r.bytes_read),
+  fullReason: r.full_reason ?? null,
+  checkpointName: r.checkpoint_name ?? null,
+  checkpointXml: r.checkpoint_xml ?? null,
+  chainFullEpoch: r.chain_full_epoch === null || r.chain_full_epoch === undefined ? null : Number(r.chain_full_epoch),
 });
 
 export class RestorePointRepository {
@@ -73,6 +90,7 @@ export class RestorePointRepository {
         started_by: p.startedBy,
         source: p.source,
         created_at: p.createdAt,
+        ...(p.readMode ? { read_mode: p.readMode, bytes_to_read: p.bytesToRead ?? null, bytes_read: p.bytesRead ?? null, full_reason: p.fullReason ?? null, checkpoint_name: p.checkpointName ?? null, checkpoint_xml: p.checkpointXml ?? null, chain_full_epoch: p.chainFullEpoch ?? null } : {}),
       })
       .execute();
   }
@@ -105,6 +123,16 @@ export class RestorePointRepository {
 
   async updateArchives(id: string, archives: string[]): Promise<void> {
     await this.db.updateTable('restore_points').set({ archives: JSON.stringify(archives) }).where('id', '=', id).execute();
+  }
+
+  /** Forgets the VM's checkpoints (after an in-place restore, or a checkpoint found unusable): none is a base any more. */
+  async dropCheckpoints(vmId: string, ids?: readonly string[]): Promise<void> {
+    let q = this.db.updateTable('restore_points').set({ checkpoint_name: null, checkpoint_xml: null }).where('vm_id', '=', vmId);
+    if (ids) {
+      if (ids.length === 0) return;
+      q = q.where('id', 'in', [...ids]);
+    }
+    await q.execute();
   }
 
   async maxEpoch(vmId: string): Promise<number | null> {

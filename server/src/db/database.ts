@@ -12,6 +12,7 @@ import * as m0003 from './migrations/0003_backups.js';
 import * as m0004 from './migrations/0004_restore_point_identity.js';
 import * as m0006 from './migrations/0006_connector_tls.js';
 import * as m0007 from './migrations/0007_console.js';
+import * as m0008 from './migrations/0008_incremental.js';
 import * as m0009 from './migrations/0009_cloudstack_inventory.js';
 import type { Database } from './schema.js';
 
@@ -25,6 +26,7 @@ const migrations: Record<string, Migration> = {
   '0004_restore_point_identity': m0004,
   '0006_connector_tls': m0006,
   '0007_console': m0007,
+  '0008_incremental': m0008,
   '0009_cloudstack_inventory': m0009,
 };
 

@@ -42,6 +42,10 @@ export interface PolicyTable {
   encryption: string;
   created_at: string;
   updated_at: string;
+  /** 0008: a backup reads the whole disk at least every this many days (incremental backups). */
+  full_every_days?: number;
+  /** 0008: 1 = running qcow2 v3 VMs are read through pull-mode backup jobs with checkpoints. */
+  changed_block_tracking?: number;
 }
 
 export interface ConnectorTable {
@@ -191,6 +195,16 @@ export interface RestorePointTable {
   disks: string | null;
   /** 0004: `backroll` (made by Backroll) or `borg` (found in the repository by a reconcile). */
   source: string | null;
+  /** 0008: `full` | `incremental` (null: made before 0008, a full read). */
+  read_mode?: string | null;
+  bytes_to_read?: number | null;
+  bytes_read?: number | null;
+  full_reason?: string | null;
+  /** 0008: the libvirt checkpoint created with this restore point, and its full XML. */
+  checkpoint_name?: string | null;
+  checkpoint_xml?: string | null;
+  /** 0008: epoch of the full read this restore point's chain of incrementals started from. */
+  chain_full_epoch?: number | null;
 }
 
 /** 0004: one row per locked VM; the lease is renewed by heartbeats and dies with its holder. */

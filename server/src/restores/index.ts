@@ -37,6 +37,7 @@ export function createRestoreModule(deps: RestoreModuleDeps) {
     hostExec: (hostId) => async (argv, o) => backup.hosts.executor(await backup.lookup.host(hostId)).exec(argv, o),
     locks: backup.locks,
     mergeLeftoverOverlays: backup.engine ? (vmId, log) => backup.engine!.mergeLeftoverOverlays(vmId, log) : undefined,
+    dropCheckpoints: backup.engine ? (vmId, log) => backup.engine!.dropCheckpoints(vmId, log) : undefined,
     repoAccess: async (rp, vm) => {
       const access = await backup.store.access(rp.repository, vm.uuid);
       if (!access) throw borgError(BorgErrorCode.REPOSITORY_NOT_FOUND, `no borg repository at ${rp.repository} (the restore point's repository is gone)`, { repository: rp.repository });

@@ -33,6 +33,12 @@ export interface RestoreServiceDeps extends RestoreEngineDeps {
    * disks first, so the restore never swaps a base out from under an overlay.
    */
   mergeLeftoverOverlays?(vmId: string, log: (level: TaskLogLevel, message: string) => Promise<void>): Promise<void>;
+  /**
+   * Drops the VM's changed-block-tracking checkpoints (BackupEngine.dropCheckpoints) before an
+   * in-place restore replaces its disks: their bitmaps describe the old disks, so the next
+   * backup must read everything (docs/incremental.md).
+   */
+  dropCheckpoints?(vmId: string, log: (level: TaskLogLevel, message: string) => Promise<void>): Promise<void>;
   /** Task submission (TaskService.submit). */
   submit?(kind: string, payload: unknown, opts: SubmitOptions): Promise<TaskView>;
   /**
@@ -137,6 +143,7 @@ export class RestoreService {
       switch (payload.mode) {
         case 'in-place':
           if (this.deps.mergeLeftoverOverlays) await this.deps.mergeLeftoverOverlays(vm.id, (level, message) => ctx.log(level, message));
+          if (this.deps.dropCheckpoints) await this.deps.dropCheckpoints(vm.id, (level, message) => ctx.log(level, message));
           return this.engine.inPlace(ctx, vm, host, rp, src);
         case 'new-vm': {
           const target = payload.hostId ? await this.deps.lookup.host(payload.hostId) : host;

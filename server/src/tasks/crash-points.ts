@@ -18,6 +18,7 @@ export type CrashPoint =
   | 'backup.snapshot-taken'
   | 'backup.borg-create'
   | 'backup.block-commit'
+  | 'backup.pull-reading'
   | 'restore.extract'
   | 'restore.between-swaps'
   | 'restore.before-start';

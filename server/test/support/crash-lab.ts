@@ -69,6 +69,10 @@ export class CrashLab {
     };
     const storageId = await api('/api/v2/storages', { name: 'crash', path: this.storage });
     const policyId = await api('/api/v2/policies', { name: 'crash', schedule: '0 3 * * *', retention: { daily: 3, weekly: 0, monthly: 0, yearly: 0 }, storageId, encryption: 'none', compression: 'lz4', quiesce: 'off' });
+    // These tests kill the worker at the snapshot path's steps (snapshot, borg create, block
+    // commit); kill -9 in the middle of an incremental (pull-mode) backup is tested in
+    // src/backups/incremental.lab.test.ts.
+    await this.t.server.db.updateTable('policies').set({ changed_block_tracking: 0 }).where('id', '=', policyId).execute();
     const poolId = await api('/api/v2/pools', { name: 'crash', policyId });
     const hostId = await api('/api/v2/hosts', { name: this.h.name, address: this.l.sshHost, sshPort: this.l.sshPort, username: this.h.user, poolId, libvirtUri: this.h.libvirtUri });
     await this.t.server.db.updateTable('hosts').set({ connection_state: 'connected' }).where('id', '=', hostId).execute();

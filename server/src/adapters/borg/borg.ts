@@ -241,6 +241,16 @@ export class Borg {
     await this.call('break-lock', access, ['break-lock', access.repo], o);
   }
 
+  /** The environment borg runs with for this repository (for tools built on borg's own classes, e.g. the image writer). */
+  envFor(access: RepoAccess): Record<string, string> {
+    return this.env(access);
+  }
+
+  /** The borg command this adapter runs. */
+  get borgCommand(): string {
+    return this.command;
+  }
+
   private env(access: RepoAccess): Record<string, string> {
     const env: Record<string, string> = {
       BORG_BASE_DIR: path.join(this.opts.baseDir, 'borg'),
