@@ -17,6 +17,10 @@ export interface PolicyData {
   quiesce: 'off' | 'preferred' | 'required';
   compression: string;
   encryption: 'none' | 'repokey';
+  /** Incremental backups of running qcow2 v3 VMs by changed-block tracking (docs/incremental.md). */
+  changedBlockTracking: boolean;
+  /** A full read at least every N days (0: every backup is a full read). */
+  fullEveryDays: number;
 }
 
 export interface PolicyRecord extends PolicyData {
@@ -38,6 +42,8 @@ const toRecord = (r: PolicyTable): PolicyRecord => ({
   quiesce: r.quiesce as PolicyData['quiesce'],
   compression: r.compression,
   encryption: r.encryption as PolicyData['encryption'],
+  changedBlockTracking: toBool(r.changed_block_tracking ?? 1),
+  fullEveryDays: r.full_every_days ?? 30,
   createdAt: r.created_at,
   updatedAt: r.updated_at,
 });
@@ -57,6 +63,8 @@ const toColumns = (d: PolicyData) => ({
   quiesce: d.quiesce,
   compression: d.compression,
   encryption: d.encryption,
+  changed_block_tracking: fromBool(d.changedBlockTracking),
+  full_every_days: d.fullEveryDays,
 });
 
 export class PolicyRepository {

@@ -44,6 +44,8 @@ const PolicyFields = {
   quiesce: Type.Optional(Quiesce),
   compression: Type.Optional(Compression),
   encryption: Type.Optional(Encryption),
+  changedBlockTracking: Type.Optional(Type.Boolean({ default: true, description: 'incremental backups of running qcow2 v3 VMs: read only the blocks changed since the last restore point (every restore point stays a complete image)' })),
+  fullEveryDays: Type.Optional(Type.Integer({ minimum: 0, maximum: 3650, default: 30, description: 'a full read at least every N days (0: always)' })),
 };
 const PolicyCreate = Type.Object(PolicyFields, { additionalProperties: false });
 const PolicyPatch = PatchOf(
@@ -63,6 +65,8 @@ const Policy = Type.Object(
     quiesce: Quiesce,
     compression: Type.String(),
     encryption: Encryption,
+    changedBlockTracking: Type.Boolean(),
+    fullEveryDays: Type.Integer(),
     nextRuns: Type.Array(Type.String({ format: 'date-time' }), { description: 'next five runs (UTC)' }),
     lastRun: Type.Union([Type.Object(PolicyRunFields), Type.Null()], { description: 'the latest occurrence of the schedule (fired or missed) and its outcome' }),
     ...Timestamps,

@@ -29,8 +29,8 @@ export interface PolicyObservers {
   lastRuns?(policyIds: string[]): Promise<Map<string, PolicyLastRun>>;
 }
 
-export type PolicyInput = Omit<PolicyData, 'description' | 'timezone' | 'hookId' | 'enabled' | 'quiesce' | 'compression' | 'encryption'> &
-  Partial<Pick<PolicyData, 'description' | 'timezone' | 'hookId' | 'enabled' | 'quiesce' | 'compression' | 'encryption'>>;
+type PolicyOptional = 'description' | 'timezone' | 'hookId' | 'enabled' | 'quiesce' | 'compression' | 'encryption' | 'changedBlockTracking' | 'fullEveryDays';
+export type PolicyInput = Omit<PolicyData, PolicyOptional> & Partial<Pick<PolicyData, PolicyOptional>>;
 
 /** What a policy refers to; checked before every write so a bad id is a 400, not a foreign-key crash. */
 export interface PolicyReferences {
@@ -38,7 +38,7 @@ export interface PolicyReferences {
   hookExists(id: string): Promise<boolean>;
 }
 
-const DEFAULTS = { description: '', timezone: 'UTC', hookId: null, enabled: true, quiesce: 'preferred', compression: 'lz4', encryption: 'none' } as const;
+const DEFAULTS = { description: '', timezone: 'UTC', hookId: null, enabled: true, quiesce: 'preferred', compression: 'lz4', encryption: 'none', changedBlockTracking: true, fullEveryDays: 30 } as const;
 
 function must<T>(r: Result<T>, field: string): T {
   if (!r.ok) throw invalid(r.code, r.message, { field });

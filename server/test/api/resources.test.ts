@@ -85,7 +85,7 @@ for (const dialect of DIALECTS) {
       };
       const res = await t.api('POST', '/api/v2/policies', { body: good });
       expect(res.status, JSON.stringify(res.body)).toBe(201);
-      expect(res.body).toMatchObject({ name: 'nightly', enabled: true, encryption: 'none', hookId: null, retention: good.retention });
+      expect(res.body).toMatchObject({ name: 'nightly', enabled: true, encryption: 'none', hookId: null, retention: good.retention, changedBlockTracking: true, fullEveryDays: 30 });
       expect(res.body.nextRuns).toHaveLength(5);
       const first = new Date(res.body.nextRuns[0]);
       expect(first.getTime()).toBeGreaterThan(Date.now());
@@ -104,6 +104,8 @@ for (const dialect of DIALECTS) {
       expectProblem(await bad({ storageId: '00000000-0000-4000-8000-000000000000' }), 400, 'POLICY.STORAGE_NOT_FOUND');
       expectProblem(await bad({ hookId: '00000000-0000-4000-8000-000000000000' }), 400, 'POLICY.HOOK_NOT_FOUND');
       expectProblem(await bad({ name: 'nightly' }), 409, 'POLICY.NAME_TAKEN');
+      expectProblem(await bad({ fullEveryDays: -1 }), 400, 'REQUEST.INVALID');
+      expectProblem(await bad({ changedBlockTracking: 'yes' }), 400, 'REQUEST.INVALID');
 
       const patched = await t.api('PATCH', `/api/v2/policies/${res.body.id}`, { body: { enabled: false, retention: { yearly: 2 } } });
       expect(patched.status).toBe(200);
@@ -111,6 +113,11 @@ for (const dialect of DIALECTS) {
       // A PATCH changes only what it names: defaults of the create body must not creep in.
       const renamed = await t.api('PATCH', `/api/v2/policies/${res.body.id}`, { body: { description: 'nightly backups' } });
       expect(renamed.body).toMatchObject({ enabled: false, description: 'nightly backups', timezone: 'Europe/Paris', compression: 'zstd,3' });
+      // Changed-block tracking and the periodic full read are policy settings (read by the engine from these columns).
+      const cbt = await t.api('PATCH', `/api/v2/policies/${res.body.id}`, { body: { changedBlockTracking: false, fullEveryDays: 7 } });
+      expect(cbt.body).toMatchObject({ changedBlockTracking: false, fullEveryDays: 7, description: 'nightly backups' });
+      const row = await t.server.db.selectFrom('policies').select(['changed_block_tracking', 'full_every_days']).where('id', '=', res.body.id).executeTakeFirstOrThrow();
+      expect([Number(row.changed_block_tracking), row.full_every_days]).toEqual([0, 7]);
       const preview = await t.api('GET', `/api/v2/policies/schedule-preview?schedule=${encodeURIComponent('*/15 * * * *')}`);
       expect(preview.body.nextRuns).toHaveLength(5);
     });

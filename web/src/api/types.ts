@@ -276,6 +276,8 @@ export interface Policy {
   quiesce: 'off' | 'preferred' | 'required';
   compression: string;
   encryption: 'none' | 'repokey';
+  changedBlockTracking: boolean;
+  fullEveryDays: number;
   nextRuns: Iso[];
   lastRun: { id: string; scheduledFor: Iso; recordedAt: Iso; trigger: string; outcome: string; tasks: { id: string; state: TaskState }[] } | null;
   createdAt: Iso;
