@@ -9,7 +9,7 @@ import { afterEach, expect, it } from 'vitest';
 import { DIALECTS, createTestDatabase, unavailableReason, type TestDatabase } from '../../../test/support/databases.js';
 import { describeWhenAvailable } from '../../../test/support/unavailable.js';
 import type { DatabaseDialect } from '../../config/config.js';
-import { migrateToLatest, openDatabase, type Db } from '../database.js';
+import { openDatabase, type Db } from '../database.js';
 import * as m0001 from './0001_initial.js';
 import * as m0002 from './0002_jobs.js';
 import * as m0003 from './0003_backups.js';
@@ -58,7 +58,11 @@ for (const dialect of DIALECTS) {
       const t = '2026-01-01T00:00:00.000Z';
       await sql`insert into tasks (id, kind, state, started_by, attempts, created_at, updated_at) values (${taskId}, ${'vm.backup'}, ${'succeeded'}, ${'user:admin'}, ${1}, ${t}, ${t})`.execute(db);
 
-      expect((await migrateToLatest(db, dialect)).applied).toEqual(['0007_console']);
+      // Up to 0007 only (later migrations have their own tests; migrating down below must start from 0007).
+      const upTo0007 = new Migrator({ db, provider: { getMigrations: async () => ({ ...BEFORE, '0007_console': m0007 }) }, migrationTableSchema });
+      const up = await upTo0007.migrateToLatest();
+      if (up.error) throw up.error;
+      expect(up.results?.map((r) => r.migrationName)).toEqual(['0007_console']);
       expect(await indexNames(db, dialect)).toEqual(expect.arrayContaining(NEW_INDEXES));
       const task = await db.selectFrom('tasks').select(['kind', 'started_by']).where('kind', '=', 'vm.backup').where('started_by', '=', 'user:admin').executeTakeFirstOrThrow();
       expect(task).toEqual({ kind: 'vm.backup', started_by: 'user:admin' });
