@@ -25,7 +25,7 @@ const Form = defineComponent({
         { show: show.value, title: 'Add a thing', width: '30rem', test: 'thing', errs, saving: saving.value, submitLabel: 'Add thing', onClose: () => closes.value++, onSubmit: () => submit(() => work()) },
         () =>
           h(NFormItem, { label: 'Path', validationStatus: errs.status('path'), feedback: errs.feedback('path') ?? 'an absolute path' }, () =>
-            h(NInput, { ref: nameInput, value: form.path, inputProps: { 'data-test': 'thing-path' } }),
+            h(NInput, { ref: nameInput, value: form.path, inputProps: { 'data-test': 'thing-path' } as never }),
           ),
       );
   },
