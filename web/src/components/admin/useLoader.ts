@@ -4,7 +4,14 @@ import { ref, shallowRef, type Ref, type ShallowRef } from 'vue';
  * A fetch with loading / error / data, and a reload that drops answers older than
  * the latest request. `error` is the caught error itself (ListState shows its code).
  */
-export function useLoader<T>(fetcher: () => Promise<T>): { data: ShallowRef<T | null>; loading: Ref<boolean>; error: ShallowRef<unknown>; reload: () => Promise<void> } {
+export interface Loader<T> {
+  data: ShallowRef<T | null>;
+  loading: Ref<boolean>;
+  error: ShallowRef<unknown>;
+  reload: () => Promise<void>;
+}
+
+export function useLoader<T>(fetcher: () => Promise<T>): Loader<T> {
   const data = shallowRef<T | null>(null);
   const loading = ref(false);
   const error = shallowRef<unknown>(null);
