@@ -28,7 +28,12 @@ export type SessionAuth = (req: FastifyRequest) => Principal | undefined;
 export function registerAuth(app: FastifyInstance, verifier: TokenVerifier, publicPath: RegExp, sessionAuth?: SessionAuth): void {
   app.addHook('onRequest', async (req) => {
     const path = req.url.split('?')[0] ?? '/';
-    if (publicPath.test(path.slice(0)) ) return;
+    // Public only when both the raw URL and the route that will answer are: the router decodes
+    // %xx before matching, so `/%61pi/v2/storages` reaches `/api/v2/storages` while its raw
+    // text looks like one of the console's public file paths; and `/api/v2/unknown` falls to
+    // the console's catch-all route, which is public, while its URL is not.
+    const route = req.routeOptions?.url;
+    if (publicPath.test(path) && (route === undefined || publicPath.test(route))) return;
     const session = req.headers.authorization === undefined ? sessionAuth?.(req) : undefined;
     const principal = session ?? (await verifier.verify(bearerToken(req)));
     req.principal = principal;

@@ -145,6 +145,16 @@ describe('authentication and authorisation', () => {
     expect((await t.api('GET', `/api/v2/tasks/${byClient.body.id}`)).body.startedBy).toBe(`client:${decodeJwt(t.adminToken).sub}`);
   });
 
+  it('an encoded or doubled path that routes to the API still needs a token (the console\'s public file paths are no way around it)', async () => {
+    for (const p of ['/%61pi/v2/storages', '/%61%70%69/v2/storages', '//api/v2/storages', '/./api/v2/storages', '/API/v2/storages', '/%2561pi/v2/storages']) {
+      const res = await t.api('GET', p, { token: null });
+      // Either refused, or not the API at all (the console's index.html / a 404): never data without a token.
+      if (res.status === 200) expect(res.headers.get('content-type'), p).toMatch(/^text\/html/);
+      else expect([401, 404], `${p}: ${res.status} ${res.text}`).toContain(res.status);
+      expect(res.text, p).not.toContain('"items"');
+    }
+  });
+
   it('answers unknown routes with a 404 problem and sets security headers and request ids', async () => {
     const res = await t.api('GET', '/api/v2/nothing-here', { headers: { 'x-request-id': 'trace-123' } });
     expect(res.status).toBe(404);
