@@ -29,7 +29,10 @@ import { toBool } from '../db/errors.js';
 import type { BackupLookup } from './backup.lookup.js';
 import { imageChain, type ImageInfo } from './disk-image.js';
 import type { HostAccess } from './host-access.js';
-import { CHECKPOINT, readSummary, type PullBackup, type PullBackupResult, type PullDiskPlan } from './incremental.js';
+import { CHECKPOINT, readSummary, sameMachineReach, type PullBackup, type PullBackupResult, type PullDiskPlan, type SocketReach } from './incremental.js';
+import type { CommandRunner } from '../adapters/qemu-img/qemu-img.js';
+import type { SshExecutor } from '../adapters/ssh/ssh-client.js';
+import { forwardUnixSocket } from '../adapters/ssh/unix-forward.js';
 import { configArchiveName, diskArchiveName, groupByEpoch, isOverlayPath, overlayPath, overlaysOfDisk, repositoryPath } from './naming.js';
 import type { RepositoryStore } from './repository-store.js';
 import type { RestorePointDisk, RestorePointRecord, RestorePointRepository } from './restore-point.repository.js';
@@ -98,6 +101,9 @@ interface Domain {
   virsh: Virsh;
   ops: DomainSnapshots;
   jobs: DomainBackupJobs;
+  /** qemu-img (and other read-only looks) on the host, over SSH. */
+  onHost: CommandRunner;
+  exec: SshExecutor;
 }
 
 export class BackupEngine {
@@ -109,6 +115,46 @@ export class BackupEngine {
       virsh: Virsh.overSsh(exec, host.libvirt_uri),
       ops: new DomainSnapshots((argv, o) => exec.exec(argv, o), host.libvirt_uri),
       jobs: new DomainBackupJobs((argv, o) => exec.exec(argv, o), host.libvirt_uri),
+      onHost: (argv, o) => exec.exec(argv, o),
+      exec,
+    };
+  }
+
+  /**
+   * Whether this backup reads the disks through the host (NBD over the pinned SSH connection)
+   * rather than from the VM storage mounted on the worker at the host's path. Host setting
+   * `disk_access`: ssh, mount, or auto (default): mount when every disk is readable here.
+   */
+  private async readsOverSsh(host: HostTable, disks: readonly DomainDisk[], log: Log): Promise<boolean> {
+    const mode = host.disk_access ?? 'auto';
+    if (mode === 'ssh') {
+      await log('info', `host ${host.name} is set to read disks over SSH: no mount needed on this worker`);
+      return true;
+    }
+    if (mode === 'mount') return false;
+    for (const d of disks) {
+      if (d.type !== 'file' || !d.path) continue;
+      try {
+        await fs.access(d.path, fs.constants.R_OK);
+      } catch (err) {
+        await log('info', `${d.target}: ${d.path} is not readable on this worker (${(err as NodeJS.ErrnoException).code}): reading the disks through host ${host.name} over SSH (host disk access: auto)`);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** How the worker reaches an NBD socket on the host: the same path, or a forward over SSH. */
+  private reach(dom: Domain, viaSsh: boolean): SocketReach {
+    if (!viaSsh) return sameMachineReach;
+    const open = dom.exec.openUnixStream?.bind(dom.exec);
+    if (!open) throw new AppError('unavailable', 'BACKUP.SSH_READ_UNSUPPORTED', 'this host connection cannot forward unix sockets');
+    return {
+      via: 'ssh',
+      open: async (hostSocket) => {
+        const f = await forwardUnixSocket((p) => open(p), hostSocket, path.join(this.deps.dataDir, 'tmp'));
+        return { path: f.localPath, close: () => f.close() };
+      },
     };
   }
 
@@ -142,12 +188,21 @@ export class BackupEngine {
         }
         signal.throwIfAborted();
         const live = LIVE.has(state);
+        // A VM CloudStack stopped is read from the primary storage mounted here (its volumes are checked there).
+        const viaSsh = stopped ? false : await this.readsOverSsh(host, info.disks, log);
+        if (viaSsh) {
+          // What the domain says is enough to refuse before anything is written (the repository included).
+          const early = await this.deps.pull.sshUnsupportedReason(
+            info.disks.map((d) => ({ target: d.target, path: d.path ?? '', archive: '', format: d.format ?? 'raw', virtualSize: 0, backingFiles: d.backingChain.length, readonly: d.readonly || d.shareable })),
+          );
+          if (early !== null) throw sshReadUnsupported(info.name, host, vm.id, early);
+        }
         const repo = repositoryPath(storage.path, info.name);
         const access = await this.deps.store.ensure(repo, { uuid: vm.uuid, name: info.name }, policy.encryption === 'none' ? 'none' : 'repokey-blake2', (m) => log('info', m));
         const existing = await this.deps.borg.list(access, { signal });
         const lastEpoch = Math.max(0, (await this.deps.restorePoints.maxEpoch(vm.id)) ?? 0, ...groupByEpoch(existing.map((a) => a.name)).map((g) => g.epoch));
         const epoch = Math.max(Math.floor(this.deps.clock.now().getTime() / 1000), lastEpoch + 1);
-        const disks = await this.plan(info.disks, epoch, live);
+        const disks = await this.plan(info.disks, epoch, live, viaSsh ? dom.onHost : null);
         await log('info', `backing up ${info.name} (${state}) from host ${host.name}: ${disks.map((d) => `${d.disk.target} ${d.path}`).join(', ')} into ${repo}`);
         const pullPlan: PullDiskPlan[] = disks.map((d) => ({
           target: d.disk.target,
@@ -158,9 +213,22 @@ export class BackupEngine {
           backingFiles: d.chain.length - 1,
           readonly: d.disk.readonly || d.disk.shareable,
         }));
-        const notPull = policy.changed_block_tracking === 0 ? 'changed-block tracking is off in the policy' : await this.deps.pull.unsupportedReason(pullPlan, live);
+        if (viaSsh) {
+          const blocker = await this.deps.pull.sshUnsupportedReason(pullPlan);
+          if (blocker !== null) throw sshReadUnsupported(info.name, host, vm.id, blocker);
+        }
+        const notPull = policy.changed_block_tracking === 0 ? 'changed-block tracking is off in the policy' : await this.deps.pull.unsupportedReason(pullPlan, live, viaSsh ? dom.onHost : undefined);
         let pullBase: { base: RestorePointRecord | null; reason: string | null } | null = null;
-        if (notPull === null) {
+        // Over SSH every read goes through the host: a job without checkpoint when tracking is not possible, qemu-nbd for a shut-off VM.
+        let track = true;
+        const offlineReason = viaSsh && !live ? `the VM is ${state}: read whole through qemu-nbd on the host` : null;
+        if (viaSsh && live && notPull !== null) {
+          track = false;
+          pullBase = { base: null, reason: notPull };
+          await log('info', `full read through a backup job without checkpoint: ${notPull}`);
+        } else if (offlineReason !== null) {
+          await log('info', `full read: ${offlineReason}`);
+        } else if (notPull === null) {
           pullBase = await this.deps.pull.chooseBase(
             { vmId: vm.id, uuid: vm.uuid, repo, disks: pullPlan, archives: new Set(existing.map((a) => a.name)), fullEveryDays: policy.full_every_days ?? 30, nowEpoch: epoch, jobs: dom.jobs },
             log,
@@ -184,13 +252,17 @@ export class BackupEngine {
         let failure: unknown = null;
         let readInfo: ReadInfo | null = null;
         try {
-          if (pullBase !== null) {
-            pulled = await this.deps.pull.run(
-              { vmId: vm.id, uuid: vm.uuid, jobs: dom.jobs, access, disks: pullPlan, epoch, compression: policy.compression, base: pullBase.base, fullReason: pullBase.reason, onArchive: (a) => created.push(a) },
-              ctx,
-              signal,
-              log,
-            );
+          if (pullBase !== null || offlineReason !== null) {
+            const reach = this.reach(dom, viaSsh);
+            pulled =
+              pullBase !== null
+                ? await this.deps.pull.run(
+                    { vmId: vm.id, uuid: vm.uuid, jobs: dom.jobs, access, disks: pullPlan, epoch, compression: policy.compression, base: pullBase.base, fullReason: pullBase.reason, onArchive: (a) => created.push(a), reach, track },
+                    ctx,
+                    signal,
+                    log,
+                  )
+                : await this.deps.pull.runOffline({ jobs: dom.jobs, access, disks: pullPlan, epoch, compression: policy.compression, reason: offlineReason!, onArchive: (a) => created.push(a), reach }, ctx, signal, log);
             for (const r of pulled.disks) {
               const d = disks.find((x) => x.disk.target === r.target)!;
               stats.push(r);
@@ -395,23 +467,25 @@ export class BackupEngine {
     }
   }
 
-  private async plan(domainDisks: DomainDisk[], epoch: number, live: boolean): Promise<PlannedDisk[]> {
+  private async plan(domainDisks: DomainDisk[], epoch: number, live: boolean, onHost: CommandRunner | null): Promise<PlannedDisk[]> {
     const out: PlannedDisk[] = [];
     for (const disk of domainDisks) {
       if (disk.type !== 'file' || !disk.path) {
         throw new AppError('invalid', 'BACKUP.DISK_TYPE_UNSUPPORTED', `disk ${disk.target} is of type ${disk.type} (${disk.sourceDescription ?? disk.path ?? 'no source'}): Backroll backs up file disks`, { target: disk.target });
       }
-      try {
-        await fs.access(disk.path, fs.constants.R_OK);
-      } catch (err) {
-        throw new AppError('unavailable', 'VM.DISK_NOT_ACCESSIBLE', `this worker cannot read disk ${disk.target} at ${disk.path} (${(err as NodeJS.ErrnoException).code}): mount the VM storage on the worker at the same path as on the host`, {
-          target: disk.target,
-          path: disk.path,
-        });
+      if (onHost === null) {
+        try {
+          await fs.access(disk.path, fs.constants.R_OK);
+        } catch (err) {
+          throw new AppError('unavailable', 'VM.DISK_NOT_ACCESSIBLE', `this worker cannot read disk ${disk.target} at ${disk.path} (${(err as NodeJS.ErrnoException).code}): mount the VM storage on the worker at the same path as on the host, or set the host's disk access to ssh (or auto) to read it through the host`, {
+            target: disk.target,
+            path: disk.path,
+          });
+        }
       }
       // The format libvirt declares (never probed) and the chain libvirt reports (backing files only where the host's disk has them).
-      const chain = await imageChain(this.deps.runner, disk.path, { format: disk.format, libvirtChain: disk.backingChain });
-      const size = (await fs.stat(disk.path)).size;
+      const chain = await imageChain(this.deps.runner, disk.path, { format: disk.format, libvirtChain: disk.backingChain }, onHost ?? undefined);
+      const size = onHost === null ? (await fs.stat(disk.path)).size : (chain[0]?.actualSize ?? chain[0]?.virtualSize ?? 0);
       const snapshot = live && !disk.readonly && !disk.shareable;
       out.push({ disk, path: disk.path, chain, size, archive: diskArchiveName(disk.target, disk.path, epoch), overlay: snapshot ? overlayPath(disk.path, epoch) : null });
     }
@@ -568,7 +642,7 @@ export class BackupEngine {
         continue;
       }
       const overlay = disk.path;
-      const base = disk.backingChain[0]?.path ?? (await imageChain(this.deps.runner, overlay))[0]?.backingFilename ?? null;
+      const base = disk.backingChain[0]?.path ?? (await imageChain(this.deps.runner, overlay, {}, dom.onHost))[0]?.backingFilename ?? null;
       if (!base) throw new AppError('internal', 'BACKUP.OVERLAY_WITHOUT_BASE', `${disk.target} runs on the Backroll overlay ${overlay}, whose backing file is unknown`);
       await log('warn', `${disk.target}: a previous backup left the VM on its overlay ${overlay}: merging it back into ${base}`);
       if (LIVE.has(state)) {
@@ -587,7 +661,8 @@ export class BackupEngine {
     await this.deps.pull.cleanupLeftovers({ vmId, uuid, live: LIVE.has(state), diskPaths: bases, jobs: dom.jobs }, log);
     const stale: string[] = [];
     for (const base of bases) {
-      const names = await fs.readdir(path.dirname(base)).catch(() => [] as string[]);
+      // Listed on the host (the worker may read over SSH without the storage mounted).
+      const names = await dom.jobs.listDir(path.dirname(base));
       stale.push(...overlaysOfDisk(base, names));
     }
     if (stale.length === 0) return;
@@ -619,6 +694,10 @@ export class BackupEngine {
     await this.deps.restorePoints.deleteByIds(gone.map((rp) => rp.id));
     return gone.map((rp) => rp.epoch).sort((a, b) => a - b);
   }
+}
+
+function sshReadUnsupported(name: string, host: HostTable, vmId: string, why: string): AppError {
+  return new AppError('invalid', 'BACKUP.SSH_READ_UNSUPPORTED', `${name} cannot be read through host ${host.name} over SSH: ${why}. Mount the VM storage on the worker at the same path as on the host and set the host's disk access to mount (or auto)`, { vmId, hostId: host.id });
 }
 
 /** CloudStack re-creates its system VMs: Backroll lists them and never backs them up. */

@@ -15,7 +15,7 @@
 import type { BackingImage } from '../adapters/libvirt/domain-xml.js';
 import type { ProcessRunner } from '../adapters/process/process-runner.js';
 import { localRunner } from '../adapters/qemu-img/check.js';
-import { QemuImg } from '../adapters/qemu-img/qemu-img.js';
+import { QemuImg, type CommandRunner } from '../adapters/qemu-img/qemu-img.js';
 import { AppError } from '../errors.js';
 import { isOverlayPath } from './naming.js';
 
@@ -56,8 +56,9 @@ function refuse(code: string, disk: string, message: string, details: Record<str
  * disk; without a format, Backroll's own snapshot overlays (`*.backroll-<epoch>.qcow2`, always
  * qcow2) are read as qcow2 and anything else as raw.
  */
-export async function imageChain(runner: ProcessRunner, file: string, declared: DeclaredDisk = {}): Promise<ImageInfo[]> {
-  const qemuImg = new QemuImg(localRunner(runner), { timeoutMs: 60_000 });
+export async function imageChain(runner: ProcessRunner, file: string, declared: DeclaredDisk = {}, onHost?: CommandRunner): Promise<ImageInfo[]> {
+  // onHost: qemu-img on the hypervisor host over SSH (the worker reads over SSH, no mount).
+  const qemuImg = new QemuImg(onHost ?? localRunner(runner), { timeoutMs: 60_000 });
   const libvirtChain = declared.libvirtChain ?? [];
   const out: ImageInfo[] = [];
   let current = file;
@@ -69,8 +70,8 @@ export async function imageChain(runner: ProcessRunner, file: string, declared: 
       [info] = await qemuImg.info(current, { format, backingChain: false });
     } catch (err) {
       const e = err as AppError;
-      if (depth === 0) throw new AppError('unavailable', 'VM.DISK_NOT_ACCESSIBLE', `qemu-img cannot read ${file} on this worker: ${e.message}`, { path: file, cause: e.code ?? null });
-      throw new AppError('unavailable', 'VM.DISK_NOT_ACCESSIBLE', `qemu-img cannot read the backing file ${current} of ${file} on this worker: ${e.message}`, { path: file, backingFile: current, cause: e.code ?? null });
+      if (depth === 0) throw new AppError('unavailable', 'VM.DISK_NOT_ACCESSIBLE', `qemu-img cannot read ${file} ${onHost ? 'on the host' : 'on this worker'}: ${e.message}`, { path: file, cause: e.code ?? null });
+      throw new AppError('unavailable', 'VM.DISK_NOT_ACCESSIBLE', `qemu-img cannot read the backing file ${current} of ${file} ${onHost ? 'on the host' : 'on this worker'}: ${e.message}`, { path: file, backingFile: current, cause: e.code ?? null });
     }
     const img = info!;
     out.push({ filename: current, format: img.format, virtualSize: img.virtualSizeBytes, actualSize: img.actualSizeBytes, backingFilename: img.backingFilename });

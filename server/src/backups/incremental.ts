@@ -16,6 +16,7 @@ import type { Borg, RepoAccess } from '../adapters/borg/borg.js';
 import type { ImageWriter, ImageWriteResult } from '../adapters/borg/image-writer.js';
 import { DomainBackupJobs, checkpointXml, pullBackupXml } from '../adapters/libvirt/backup-job.js';
 import type { ProcessRunner } from '../adapters/process/process-runner.js';
+import type { CommandRunner } from '../adapters/qemu-img/qemu-img.js';
 import { AppError } from '../errors.js';
 import type { TaskContext, TaskLogLevel } from '../tasks/task-context.js';
 import { crashPoint } from '../tasks/crash-points.js';
@@ -44,12 +45,25 @@ export interface PullDiskResult extends ImageWriteResult {
   archive: string;
 }
 
+/**
+ * How the worker reaches a unix socket the host serves (an NBD export): at the same path
+ * (the VM storage is mounted on the worker, or the host is this machine), or through a local
+ * socket forwarded over the host's pinned SSH connection.
+ */
+export interface SocketReach {
+  readonly via: 'mount' | 'ssh';
+  open(hostSocket: string): Promise<{ path: string; close(): Promise<void> }>;
+}
+
+export const sameMachineReach: SocketReach = { via: 'mount', open: async (p) => ({ path: p, close: async () => undefined }) };
+
 export interface PullBackupResult {
   disks: PullDiskResult[];
   mode: 'full' | 'incremental';
   reason: string | null;
-  checkpointName: string;
-  checkpointXml: string;
+  /** null when the read did not create a checkpoint (tracking off, shut-off VM). */
+  checkpointName: string | null;
+  checkpointXml: string | null;
   /** Epoch of the full read this chain started from (the base's, or this backup's own for a full read). */
   chainFullEpoch: number;
   bytesToRead: number;
@@ -79,16 +93,34 @@ export class PullBackup {
 
   private verifiedBorg: Promise<string | null> | null = null;
 
-  /** Why these disks cannot be read through a pull-mode job; null when they can (pure checks + borg version). */
-  async unsupportedReason(disks: readonly PullDiskPlan[], live: boolean): Promise<string | null> {
+  /** Why these disks cannot be read through a pull-mode job; null when they can (pure checks + borg version). `onHost`: qemu-img over SSH. */
+  async unsupportedReason(disks: readonly PullDiskPlan[], live: boolean, onHost?: CommandRunner): Promise<string | null> {
     if (!live) return 'the VM is not running (a shut-off VM is read whole from its disk file)';
     for (const d of disks) {
       if (d.readonly) return `disk ${d.target} is read-only or shareable (not tracked)`;
       if (d.format !== 'qcow2') return `disk ${d.target} is ${d.format}: only qcow2 v3 disks can hold a dirty bitmap`;
       if (d.backingFiles > 0) return `disk ${d.target} has a backing file (read with its chain by borg create)`;
-      const compat = await this.compat(d.path);
+      const compat = await this.compat(d.path, onHost);
       if (compat !== '1.1') return `disk ${d.target} is qcow2 ${compat === '0.10' ? 'v2 (compat 0.10)' : `compat ${compat ?? 'unknown'}`}: persistent dirty bitmaps need qcow2 v3`;
     }
+    return this.writerUnavailable();
+  }
+
+  /**
+   * Why these disks cannot be read through the host at all (the worker reads over SSH: a
+   * backup job or qemu-nbd, then the image writer); null when they can. The archive holds a
+   * complete qcow2 image, so only qcow2 disks without backing file qualify.
+   */
+  async sshUnsupportedReason(disks: readonly PullDiskPlan[]): Promise<string | null> {
+    for (const d of disks) {
+      if (d.readonly) return `disk ${d.target} is read-only or shareable`;
+      if (d.format !== 'qcow2') return `disk ${d.target} is ${d.format} (the archive of a disk read through the host is a qcow2 image)`;
+      if (d.backingFiles > 0) return `disk ${d.target} has a backing file (its chain is archived with borg create from the mount)`;
+    }
+    return this.writerUnavailable();
+  }
+
+  private async writerUnavailable(): Promise<string | null> {
     if (!this.deps.writer.python()) return `cannot tell which Python runs ${this.deps.borg.borgCommand}`;
     this.verifiedBorg ??= this.deps.borg.version().then(
       (v) => {
@@ -100,8 +132,9 @@ export class PullBackup {
     return this.verifiedBorg;
   }
 
-  private async compat(file: string): Promise<string | null> {
-    const r = await this.deps.runner.run('qemu-img', ['info', '-U', '--output=json', '-f', 'qcow2', '--', file], { timeoutMs: 60_000 });
+  private async compat(file: string, onHost?: CommandRunner): Promise<string | null> {
+    const argv = ['qemu-img', 'info', '-U', '--output=json', '-f', 'qcow2', '--', file];
+    const r = onHost ? await onHost(argv, { timeoutMs: 60_000 }) : await this.deps.runner.run(argv[0]!, argv.slice(1), { timeoutMs: 60_000 });
     if (r.code !== 0) return null;
     try {
       const o = JSON.parse(r.stdout) as { 'format-specific'?: { data?: { compat?: string } } };
@@ -171,11 +204,16 @@ export class PullBackup {
       fullReason: string | null;
       /** Called with each archive once written (to delete them when a later step fails). */
       onArchive: (archive: string) => void;
+      reach?: SocketReach;
+      /** false: no checkpoint (changed-block tracking off): a full read through the job only. */
+      track?: boolean;
     },
     ctx: TaskContext,
     signal: AbortSignal,
     log: Log,
   ): Promise<PullBackupResult> {
+    const reach = c.reach ?? sameMachineReach;
+    const track = c.track ?? true;
     const jobDir = path.join(path.dirname(c.disks[0]!.path), `.backroll-job-${c.epoch}`);
     const socket = path.join(jobDir, 'nbd.sock');
     if (Buffer.byteLength(socket) > 100) throw new AppError('invalid', 'BACKUP.SOCKET_PATH_TOO_LONG', `the NBD socket path ${socket} is longer than a unix socket allows`);
@@ -187,15 +225,16 @@ export class PullBackup {
     let begun = false;
     let cpCreated = false;
     let ok = false;
+    let local: { path: string; close(): Promise<void> } | null = null;
     await c.jobs.mkdir(jobDir);
     try {
       const scratch = c.disks.map((d) => ({ target: d.target, scratch: path.join(jobDir, `${d.target}.scratch.qcow2`) }));
       await c.jobs.writeHostFile(path.join(jobDir, 'checkpoint.xml'), checkpointXml({ name: cpName, description: `Backroll restore point ${c.epoch}`, targets, excluded: [] }));
       const begin = async (incremental: string | null) => {
         await c.jobs.writeHostFile(path.join(jobDir, 'backup.xml'), pullBackupXml({ socket, disks: scratch, excluded: [], incremental }));
-        await c.jobs.begin(c.uuid, path.join(jobDir, 'backup.xml'), path.join(jobDir, 'checkpoint.xml'));
+        await c.jobs.begin(c.uuid, path.join(jobDir, 'backup.xml'), track ? path.join(jobDir, 'checkpoint.xml') : null);
         begun = true;
-        cpCreated = true;
+        cpCreated = track;
       };
       if (base) {
         try {
@@ -211,8 +250,10 @@ export class PullBackup {
       } else {
         await begin(null);
       }
-      await log('info', base ? `pull-mode backup job started: incremental since checkpoint ${base.checkpointName} (restore point ${base.epoch}), new checkpoint ${cpName}` : `pull-mode backup job started: full read (${reason}), new checkpoint ${cpName}`);
-      const cpXml = await c.jobs.checkpointXml(c.uuid, cpName);
+      await log('info', base ? `pull-mode backup job started: incremental since checkpoint ${base.checkpointName} (restore point ${base.epoch}), new checkpoint ${cpName}` : `pull-mode backup job started: full read (${reason})${track ? `, new checkpoint ${cpName}` : ', no checkpoint'}`);
+      const cpXml = track ? await c.jobs.checkpointXml(c.uuid, cpName) : null;
+      local = await reach.open(socket);
+      if (reach.via === 'ssh') await log('info', `reading the job's NBD export over the host's SSH connection (${socket} on the host → ${local.path} on this worker)`);
       crashPoint('backup.pull-reading', ctx.taskId);
       const results: PullDiskResult[] = [];
       const total = c.disks.reduce((s, d) => s + d.virtualSize, 0);
@@ -229,7 +270,7 @@ export class PullBackup {
           itemPath: d.path.replace(/^\/+/, ''),
           compression: c.compression,
           timestamp: new Date(c.epoch * 1000),
-          socket,
+          socket: local.path,
           exportName: d.target,
           virtualSize: d.virtualSize,
           signal,
@@ -252,13 +293,14 @@ export class PullBackup {
         disks: results,
         mode,
         reason: mode === 'full' ? (reason ?? results.find((r) => r.reason)?.reason ?? null) : null,
-        checkpointName: cpName,
+        checkpointName: track ? cpName : null,
         checkpointXml: cpXml,
         chainFullEpoch: mode === 'incremental' && base ? (base.chainFullEpoch ?? base.epoch) : c.epoch,
         bytesToRead: results.reduce((s, r) => s + r.bytesToRead, 0),
         bytesRead: results.reduce((s, r) => s + r.bytesRead, 0),
       };
     } finally {
+      await local?.close().catch(() => undefined);
       if (begun) {
         await c.jobs.abort(c.uuid).then(
           () => log('info', 'backup job ended (domjobabort)'),
@@ -269,6 +311,90 @@ export class PullBackup {
       // A failed backup's checkpoint is never a base (no restore point records it); delete it
       // so its bitmap does not linger (its changes merge into the parent checkpoint).
       if (!ok && cpCreated) await c.jobs.deleteCheckpoint(c.uuid, cpName).catch((e: unknown) => log('warn', `could not delete checkpoint ${cpName}: ${(e as Error).message}`));
+    }
+  }
+
+  /**
+   * A shut-off VM (no backup job possible): each disk is served read-only by `qemu-nbd` on the
+   * host — which also keeps QEMU from starting the VM on it meanwhile — and written by the image
+   * writer as a complete image (a full read; no tracking without a running QEMU). The servers and
+   * the job directory are gone when this returns or throws.
+   */
+  async runOffline(
+    c: {
+      jobs: DomainBackupJobs;
+      access: RepoAccess;
+      disks: readonly PullDiskPlan[];
+      epoch: number;
+      compression: string;
+      reason: string;
+      onArchive: (archive: string) => void;
+      reach: SocketReach;
+    },
+    ctx: TaskContext,
+    signal: AbortSignal,
+    log: Log,
+  ): Promise<PullBackupResult> {
+    const jobDir = path.join(path.dirname(c.disks[0]!.path), `.backroll-job-${c.epoch}`);
+    const servers: Array<{ pidFile: string; socket: string }> = [];
+    const locals: Array<{ path: string; close(): Promise<void> }> = [];
+    await c.jobs.mkdir(jobDir);
+    try {
+      const results: PullDiskResult[] = [];
+      const total = c.disks.reduce((s, d) => s + d.virtualSize, 0);
+      let doneBefore = 0;
+      for (const d of c.disks) {
+        signal.throwIfAborted();
+        const socket = path.join(jobDir, `${d.target}.sock`);
+        if (Buffer.byteLength(socket) > 100) throw new AppError('invalid', 'BACKUP.SOCKET_PATH_TOO_LONG', `the NBD socket path ${socket} is longer than a unix socket allows`);
+        const pidFile = path.join(jobDir, `${d.target}.nbd.pid`);
+        await c.jobs.startNbdServer({ file: d.path, format: d.format, socket, exportName: d.target, pidFile });
+        servers.push({ pidFile, socket });
+        crashPoint('backup.pull-reading', ctx.taskId);
+        const local = await c.reach.open(socket);
+        locals.push(local);
+        await log('info', `${d.target}: served read-only by qemu-nbd on the host${c.reach.via === 'ssh' ? `, read over the host's SSH connection` : ''} (full read: ${c.reason})`);
+        const step = `${d.target}: full read`;
+        ctx.progress({ step, bytesDone: doneBefore, bytesTotal: total, percent: total > 0 ? (100 * doneBefore) / total : 0 });
+        const r = await this.deps.writer.write(c.access, {
+          archive: d.archive,
+          baseArchive: null,
+          bitmap: null,
+          itemPath: d.path.replace(/^\/+/, ''),
+          compression: c.compression,
+          timestamp: new Date(c.epoch * 1000),
+          socket: local.path,
+          exportName: d.target,
+          virtualSize: d.virtualSize,
+          signal,
+          onProgress: (p) => {
+            const frac = p.bytesToRead > 0 ? p.bytesRead / p.bytesToRead : 1;
+            const done = doneBefore + frac * d.virtualSize;
+            ctx.progress({ step: `${d.target}: ${readSummary(p.mode, p.bytesRead, d.virtualSize)} (${fmtBytes(p.bytesToRead)} to read)`, bytesDone: p.bytesRead, bytesTotal: p.bytesToRead, percent: total > 0 ? (100 * done) / total : 100 });
+          },
+          onLog: (level, m) => void log(level, `${d.target}: ${m}`).catch(() => undefined),
+        });
+        await log('info', `${d.target}: ${readSummary(r.mode, r.bytesRead, r.diskSize)} (${fmtBytes(r.bytesToRead)} to read); archive ${d.archive}: ${r.originalSize} bytes, ${r.deduplicatedSize} new, ${r.durationSeconds.toFixed(1)} s`);
+        c.onArchive(d.archive);
+        results.push({ ...r, target: d.target, archive: d.archive });
+        doneBefore += d.virtualSize;
+      }
+      return {
+        disks: results,
+        mode: 'full',
+        reason: c.reason,
+        checkpointName: null,
+        checkpointXml: null,
+        chainFullEpoch: c.epoch,
+        bytesToRead: results.reduce((s, r) => s + r.bytesToRead, 0),
+        bytesRead: results.reduce((s, r) => s + r.bytesRead, 0),
+      };
+    } finally {
+      for (const l of locals) await l.close().catch(() => undefined);
+      for (const s of servers) {
+        await c.jobs.stopNbdServer(s.pidFile, s.socket).catch((e: unknown) => log('error', `could not stop qemu-nbd (${s.pidFile}): ${(e as Error).message}; the next backup (or recovery) stops it`));
+      }
+      await c.jobs.removeDir(jobDir).catch((e: unknown) => log('error', `could not remove ${jobDir} on the host: ${(e as Error).message}`));
     }
   }
 
@@ -287,6 +413,11 @@ export class PullBackup {
       await log('warn', 'a previous backup left a backup job running: ended it (domjobabort)');
     }
     for (const d of dirs) {
+      // A shut-off VM's read (runOffline) leaves qemu-nbd servers holding the image lock.
+      for (const name of await c.jobs.listDir(d)) {
+        const m = /^(.+)\.nbd\.pid$/.exec(name);
+        if (m && (await c.jobs.stopNbdServer(path.join(d, name), path.join(d, `${m[1]}.sock`)).catch(() => false))) await log('warn', `stopped the qemu-nbd a previous backup left serving ${m[1]}`);
+      }
       await c.jobs.removeDir(d);
       await log('info', `removed the leftover backup job directory ${d}`);
     }

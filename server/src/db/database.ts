@@ -14,6 +14,7 @@ import * as m0006 from './migrations/0006_connector_tls.js';
 import * as m0007 from './migrations/0007_console.js';
 import * as m0008 from './migrations/0008_incremental.js';
 import * as m0009 from './migrations/0009_cloudstack_inventory.js';
+import * as m0010 from './migrations/0010_host_disk_access.js';
 import type { Database } from './schema.js';
 
 export type Db = Kysely<Database>;
@@ -28,6 +29,7 @@ const migrations: Record<string, Migration> = {
   '0007_console': m0007,
   '0008_incremental': m0008,
   '0009_cloudstack_inventory': m0009,
+  '0010_host_disk_access': m0010,
 };
 
 class StaticMigrationProvider implements MigrationProvider {

@@ -80,6 +80,8 @@ export interface HostTable {
   pool_id: string;
   tags: string;
   libvirt_uri: string;
+  /** 0010: 'auto' | 'mount' | 'ssh' — how a backup reads this host's disks (DiskAccess). */
+  disk_access?: string;
   host_key: string | null;
   host_key_fingerprint: string | null;
   connection_state: string;

@@ -15,10 +15,16 @@ export interface HostData {
   poolId: string;
   tags: string[];
   libvirtUri: string;
+  /** How backups read this host's disks: the mounted path, over SSH, or whichever works (auto). */
+  diskAccess?: DiskAccess;
 }
+
+export type DiskAccess = 'auto' | 'mount' | 'ssh';
+export const DISK_ACCESS: readonly DiskAccess[] = ['auto', 'mount', 'ssh'];
 
 export interface HostRecord extends HostData {
   id: string;
+  diskAccess: DiskAccess;
   hostKeyFingerprint: string | null;
   connection: { state: ConnectionState; errorCode: string | null; message: string | null; lastSeenAt: string | null };
   createdAt: string;
@@ -34,6 +40,7 @@ const toRecord = (r: HostTable): HostRecord => ({
   poolId: r.pool_id,
   tags: parseJson<string[]>(r.tags, []),
   libvirtUri: r.libvirt_uri,
+  diskAccess: (DISK_ACCESS as readonly string[]).includes(r.disk_access ?? '') ? (r.disk_access as DiskAccess) : 'auto',
   hostKeyFingerprint: r.host_key_fingerprint,
   connection: { state: r.connection_state as ConnectionState, errorCode: r.connection_error_code, message: r.connection_message, lastSeenAt: r.last_seen_at },
   createdAt: r.created_at,
@@ -51,6 +58,7 @@ const toColumns = (d: HostData) => ({
   pool_id: d.poolId,
   tags: JSON.stringify(d.tags),
   libvirt_uri: d.libvirtUri,
+  disk_access: d.diskAccess ?? 'auto',
 });
 
 export class HostRepository {

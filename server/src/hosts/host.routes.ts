@@ -3,6 +3,11 @@ import type { FastifyInstance } from 'fastify';
 import { IdParams, Name, NoContent, Page, listQuery, PatchOf, Timestamps, Uuid, errorResponses } from '../http/schemas.js';
 import type { HostService } from './host.service.js';
 
+const DiskAccessSchema = Type.Union([Type.Literal('auto'), Type.Literal('mount'), Type.Literal('ssh')], {
+  default: 'auto',
+  description:
+    'how backups read the VM disks: mount = the VM storage is mounted on the worker at the same path as on the host; ssh = through the host (NBD over the pinned SSH connection; no mount needed); auto = mount where this worker can read every disk, else ssh',
+});
 const HostCreate = Type.Object(
   {
     name: Name,
@@ -12,6 +17,7 @@ const HostCreate = Type.Object(
     poolId: Uuid,
     tags: Type.Optional(Type.Array(Type.String({ maxLength: 64 }), { maxItems: 50 })),
     libvirtUri: Type.Optional(Type.String({ maxLength: 255, default: 'qemu:///system', description: 'qemu:///system or qemu:///session' })),
+    diskAccess: Type.Optional(DiskAccessSchema),
   },
   { additionalProperties: false },
 );
@@ -26,6 +32,7 @@ const Host = Type.Object(
     poolId: Uuid,
     tags: Type.Array(Type.String()),
     libvirtUri: Type.String(),
+    diskAccess: DiskAccessSchema,
     hostKeyFingerprint: Type.Union([Type.String(), Type.Null()], { description: 'pinned SSH host key (SHA256), null until the first connection' }),
     connection: Type.Object({
       state: Type.Union([Type.Literal('unknown'), Type.Literal('connected'), Type.Literal('failed')]),

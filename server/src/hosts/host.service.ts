@@ -3,7 +3,7 @@ import type { PageRequest, PageResult } from '../db/page.js';
 import { invalid } from '../errors.js';
 import type { Result } from '../policies/policy.rules.js';
 import { assertUnreferenced, found, uniqueName } from '../shared/service-helpers.js';
-import type { HostData, HostRecord, HostRepository } from './host.repository.js';
+import type { DiskAccess, HostData, HostRecord, HostRepository } from './host.repository.js';
 import { checkAddress, checkLibvirtUri, checkTags, checkUsername } from './host.rules.js';
 
 export interface HostInput {
@@ -14,6 +14,7 @@ export interface HostInput {
   poolId: string;
   tags?: string[];
   libvirtUri?: string;
+  diskAccess?: DiskAccess;
 }
 
 export interface HostReferences {
@@ -43,6 +44,7 @@ export class HostService {
       poolId: input.poolId,
       tags: input.tags ?? [],
       libvirtUri: input.libvirtUri ?? 'qemu:///system',
+      diskAccess: input.diskAccess ?? 'auto',
     });
     return uniqueName('host', data.name, () => this.repo.insert(data, isoNow(this.clock)));
   }
@@ -82,6 +84,7 @@ export class HostService {
       poolId: d.poolId,
       tags: must(checkTags(d.tags), 'tags'),
       libvirtUri: must(checkLibvirtUri(d.libvirtUri), 'libvirtUri'),
+      diskAccess: d.diskAccess ?? 'auto',
     };
     if (!(await this.refs.poolExists(d.poolId))) {
       throw invalid('HOST.POOL_NOT_FOUND', `pool ${d.poolId} does not exist; create it first (POST /api/v2/pools) or pick another`, { poolId: d.poolId });

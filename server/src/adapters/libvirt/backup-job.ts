@@ -96,6 +96,45 @@ export class DomainBackupJobs {
     return parseNameList(r.stdout);
   }
 
+  /**
+   * Serves a shut-off VM's disk read-only over NBD on a unix socket (`qemu-nbd --read-only`,
+   * daemonised, pid in `pidFile`). qemu-nbd holds the image's shared lock: QEMU cannot start
+   * the VM on it ("Failed to get 'write' lock") until `stopNbdServer`, so what is read is one
+   * consistent image; and it cannot open a disk a running QEMU writes.
+   */
+  async startNbdServer(o: { file: string; format: string; socket: string; exportName: string; pidFile: string }): Promise<void> {
+    const r = await this.exec(
+      ['qemu-nbd', '--read-only', '--persistent', '--fork', '--shared=8', `--pid-file=${o.pidFile}`, `--socket=${o.socket}`, `--export-name=${o.exportName}`, `--format=${o.format}`, '--', o.file],
+      { timeoutMs: this.timeoutMs },
+    );
+    if (r.code !== 0) {
+      const locked = /lock/i.test(r.stderr);
+      throw new AppError(locked ? 'conflict' : 'unavailable', locked ? 'BACKUP.DISK_IN_USE' : 'HOST.COMMAND_FAILED', locked ? `${o.file} is in use (the VM was started meanwhile?): ${r.stderr.trim()}` : `qemu-nbd could not serve ${o.file} on the host: ${r.stderr.trim()}`, { file: o.file });
+    }
+  }
+
+  /**
+   * Stops the qemu-nbd whose pid is in `pidFile`, only when that process is a qemu-nbd serving
+   * `socket` (a stale pid file never kills another process); waits until it is gone, so the
+   * image lock is released when this returns. False when there was nothing to stop.
+   */
+  async stopNbdServer(pidFile: string, socket: string): Promise<boolean> {
+    const p = await this.exec(['cat', '--', pidFile], { timeoutMs: this.timeoutMs });
+    const pid = p.code === 0 ? p.stdout.trim() : '';
+    if (!/^[1-9]\d{0,9}$/.test(pid)) return false;
+    const cmd = await this.exec(['cat', '--', `/proc/${pid}/cmdline`], { timeoutMs: this.timeoutMs });
+    const args = cmd.code === 0 ? cmd.stdout.split('\0') : [];
+    if (!args.some((a) => a.endsWith('qemu-nbd')) || !args.includes(`--socket=${socket}`)) return false;
+    await this.exec(['kill', '-TERM', '--', pid], { timeoutMs: this.timeoutMs });
+    for (let i = 0; i < 100; i++) {
+      const alive = await this.exec(['kill', '-0', '--', pid], { timeoutMs: this.timeoutMs });
+      if (alive.code !== 0) return true;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await this.exec(['kill', '-KILL', '--', pid], { timeoutMs: this.timeoutMs });
+    return true;
+  }
+
   /** Starts a pull-mode backup job, creating the checkpoint atomically with it. */
   async begin(uuid: string, backupXmlFile: string, checkpointXmlFile: string | null): Promise<void> {
     await this.virsh(['backup-begin', '--domain', uuid, '--backupxml', backupXmlFile, ...(checkpointXmlFile ? ['--checkpointxml', checkpointXmlFile] : [])], uuid);

@@ -7,7 +7,7 @@
  * server's `AcceptEnv` lists the name (Debian default: LANG LC_*). Use it only for harmless
  * settings. Secrets go in `secretEnv`: delivered on stdin (see stdin-env.ts), never in argv.
  */
-import type { Readable } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import ssh2 from 'ssh2';
 import type { ClientChannel, ConnectConfig, ParsedKey } from 'ssh2';
 import type { AppError } from '../../errors.js';
@@ -94,6 +94,12 @@ export interface ExecStream {
 export interface SshExecutor {
   exec(argv: readonly string[], opts: ExecOptions): Promise<ExecResult>;
   execStream(argv: readonly string[], opts?: ExecStreamOptions): Promise<ExecStream>;
+  /**
+   * A byte stream to a unix socket on the host (OpenSSH `direct-streamlocal`, as `ssh -L
+   * local:remote.sock`), on the same pinned connection. The socket path is sent as data in the
+   * channel request, never through a shell. Optional: executors that are not SSH lack it.
+   */
+  openUnixStream?(remotePath: string, opts?: { openTimeoutMs?: number }): Promise<Duplex>;
 }
 
 const DEFAULT_CONNECT_TIMEOUT_MS = 15_000;
@@ -361,6 +367,44 @@ export class SshConnection implements SshExecutor {
       address: this.address,
       kill: (ch) => this.kill(ch),
       lostError: () => this.lostError(program, argv),
+    });
+  }
+
+  openUnixStream(remotePath: string, opts: { openTimeoutMs?: number } = {}): Promise<Duplex> {
+    const openTimeoutMs = opts.openTimeoutMs ?? DEFAULT_OPEN_TIMEOUT_MS;
+    return new Promise<Duplex>((resolve, reject) => {
+      let done = false;
+      const t = setTimeout(() => {
+        done = true;
+        reject(sshError(SshErrorCode.TIMEOUT, `could not open a stream to ${remotePath} on ${this.address} within ${openTimeoutMs} ms`, { address: this.address, socket: remotePath }));
+      }, openTimeoutMs);
+      const fail = (err: unknown) => {
+        clearTimeout(t);
+        if (done) return;
+        done = true;
+        const message = (err as Error).message;
+        const gone = this.closed || message === 'Not connected' || message === 'No response from server';
+        reject(
+          gone
+            ? sshError(SshErrorCode.CONNECTION_LOST, `connection to ${this.address} is closed`, { address: this.address, commandStarted: false }, err)
+            : sshError(SshErrorCode.SSH_FAILED, `the host ${this.address} refused a stream to the unix socket ${remotePath} (${message}): is the socket there, and does sshd allow AllowStreamLocalForwarding?`, { address: this.address, socket: remotePath, commandStarted: false }, err),
+        );
+      };
+      if (this.closed) return fail(new Error('Not connected'));
+      try {
+        this.client.openssh_forwardOutStreamLocal(remotePath, (err, ch) => {
+          if (err) return fail(err);
+          clearTimeout(t);
+          if (done) {
+            ch.close();
+            return;
+          }
+          done = true;
+          resolve(ch);
+        });
+      } catch (err) {
+        fail(err);
+      }
     });
   }
 

@@ -12,6 +12,7 @@
  *   reconnect to a different key fails with HOST.KEY_CHANGED even before the caller stored it.
  *   After an admin re-trusts a host, call `reset(hostId)`.
  */
+import type { Duplex } from 'node:stream';
 import { AppError } from '../../errors.js';
 import type { HostKey } from './fingerprint.js';
 import {
@@ -87,11 +88,28 @@ export class SshPool {
     return this.withChannel(hostId, (c) => c.execStream(argv, opts), (s) => s.result);
   }
 
+  /** The channel slot is held until the stream closes. */
+  openUnixStream(hostId: string, remotePath: string, opts?: { openTimeoutMs?: number }): Promise<Duplex> {
+    return this.withChannel(
+      hostId,
+      (c) => {
+        if (!c.openUnixStream) throw sshError(SshErrorCode.SSH_FAILED, 'this connection cannot open unix socket streams', { hostId });
+        return c.openUnixStream(remotePath, opts);
+      },
+      (s) => new Promise<void>((resolve) => {
+        // The slot is free once the channel is closed (or failed); `finished` alone can wait for ever on a destroyed channel.
+        if (s.destroyed) return resolve();
+        for (const ev of ['close', 'end', 'finish', 'error']) s.once(ev, () => resolve());
+      }),
+    );
+  }
+
   /** An executor bound to one host, e.g. for `new Virsh(pool.executor(id), uri)`. */
   executor(hostId: string): SshExecutor {
     return {
       exec: (argv, o) => this.exec(hostId, argv, o),
       execStream: (argv, o) => this.execStream(hostId, argv, o),
+      openUnixStream: (p, o) => this.openUnixStream(hostId, p, o),
     };
   }
 
