@@ -97,3 +97,21 @@ export function taskKindLabel(kind: string): string {
   };
   return labels[kind] ?? kind;
 }
+
+/** "12.0 MiB of 1.0 GiB read" (or "12.0 MiB read" when the disk size is unknown); '—' without a read mode. */
+export function formatReadAmount(read: { mode: string | null; bytesRead: number | null; diskSize: number | null } | null | undefined): string {
+  if (!read?.mode || read.bytesRead === null) return DASH;
+  return read.diskSize === null ? `${formatBytes(read.bytesRead)} read` : `${formatBytes(read.bytesRead)} of ${formatBytes(read.diskSize)} read`;
+}
+
+/** "incremental: 12.0 MiB of 1.0 GiB read", "full: … (reason)"; '—' for restore points made before incremental backups. */
+export function formatReadSummary(read: { mode: string | null; bytesRead: number | null; diskSize: number | null; fullReason?: string | null } | null | undefined): string {
+  if (!read?.mode) return DASH;
+  const amount = formatReadAmount(read);
+  return `${read.mode}${amount === DASH ? '' : `: ${amount}`}${read.mode === 'full' && read.fullReason ? ` (${read.fullReason})` : ''}`;
+}
+
+/** A backup step that reads disks ("vda: incremental: 12 MiB of 1 GiB read (…)"): its bytes are bytes read of bytes to read. */
+export function isReadStep(step: string | null | undefined): boolean {
+  return !!step && /^[A-Za-z0-9_-]+: (incremental|full): .+ read\b/.test(step);
+}

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { Uuid, errorResponses } from '../http/schemas.js';
 import { actorOf } from '../tasks/task.routes.js';
 import type { BackupService } from './backup.service.js';
+import { restorePointView } from './restore-point.view.js';
 
 const VmParams = Type.Object({ id: Uuid }, { additionalProperties: false });
 const RpParams = Type.Object({ id: Uuid, rpId: Uuid }, { additionalProperties: false });
@@ -41,6 +42,18 @@ const RestorePoint = Type.Object(
     startedBy: Type.Union([Type.String(), Type.Null()]),
     source: Type.Union([Type.Literal('backroll'), Type.Literal('borg')], { description: 'borg: found in the repository (e.g. made by BackROLL)' }),
     createdAt: Type.String({ format: 'date-time' }),
+    read: Type.Object(
+      {
+        mode: Type.Union([Type.Literal('full'), Type.Literal('incremental'), Type.Null()], {
+          description: 'incremental: only the blocks the guest changed since the base restore point were read (changed-block tracking); full: every allocated block; null: made before incremental backups, or found in the repository',
+        }),
+        bytesToRead: Type.Union([Type.Integer(), Type.Null()], { description: 'bytes the backup had to read (dirty blocks, or allocated blocks for a full read)' }),
+        bytesRead: Type.Union([Type.Integer(), Type.Null()], { description: 'bytes it read' }),
+        fullReason: Type.Union([Type.String(), Type.Null()], { description: 'why a full read was made (first backup, checkpoint lost, periodic full, raw disk, …); null when incremental' }),
+        diskSize: Type.Union([Type.Integer(), Type.Null()], { description: "sum of the disks' virtual sizes (null when one is unknown)" }),
+      },
+      { description: 'how the disks were read (e.g. "incremental: 12 MiB of 1 GiB read"); the libvirt checkpoint itself is never exposed' },
+    ),
   },
   { $id: 'RestorePoint' },
 );
@@ -79,7 +92,7 @@ export async function backupRoutes(app: FastifyInstance, service: BackupService)
         response: { 200: Type.Object({ items: Type.Array(Ref) }), ...errorResponses(404) },
       },
     },
-    async (req) => ({ items: await service.listRestorePoints(req.params.id) }),
+    async (req) => ({ items: (await service.listRestorePoints(req.params.id)).map(restorePointView) }),
   );
   app.post<{ Params: Static<typeof VmParams> }>(
     '/virtual-machines/:id/restore-points/reconcile',
@@ -94,12 +107,15 @@ export async function backupRoutes(app: FastifyInstance, service: BackupService)
         },
       },
     },
-    async (req) => service.reconcileLocked(req.params.id, actorOf(req.principal)),
+    async (req) => {
+      const r = await service.reconcileLocked(req.params.id, actorOf(req.principal));
+      return { ...r, items: r.items.map(restorePointView) };
+    },
   );
   app.get<{ Params: Static<typeof RpParams> }>(
     '/virtual-machines/:id/restore-points/:rpId',
-    { schema: { tags, summary: 'One restore point: sizes, disks, duration, who started it', params: RpParams, response: { 200: Ref, ...errorResponses(404) } } },
-    async (req) => service.getRestorePoint(req.params.id, req.params.rpId),
+    { schema: { tags, summary: 'One restore point: sizes, disks, duration, who started it, how it was read (full or incremental)', params: RpParams, response: { 200: Ref, ...errorResponses(404) } } },
+    async (req) => restorePointView(await service.getRestorePoint(req.params.id, req.params.rpId)),
   );
   app.delete<{ Params: Static<typeof RpParams> }>(
     '/virtual-machines/:id/restore-points/:rpId',

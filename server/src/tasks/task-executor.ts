@@ -3,6 +3,7 @@ import type { TaskContext, TaskLogLevel, TaskProgress } from './task-context.js'
 import type { NewChild } from './task.service.js';
 import { describeError, errorFields, type LifecycleDeps, type TaskLifecycle } from './task-lifecycle.js';
 import type { TaskRecord, TaskStateFields } from './task.repository.js';
+import { RateMeter } from './progress-rate.js';
 import { outcomeOfRun } from './task.state.js';
 
 export type StartResult = { status: 'started'; done: Promise<void> } | { status: 'busy'; scope: string } | { status: 'gone' };
@@ -19,6 +20,8 @@ interface RunningTask {
   lastProgressWrite: number;
   progressTimer?: NodeJS.Timeout;
   progressWrite: Promise<unknown>;
+  /** Measures a rate when the handler reports bytes without one. */
+  rate: RateMeter;
   done?: Promise<void>;
   /** Until when (ms, this process's clock) the last renewal that worked holds the lease. */
   leaseValidUntil: number;
@@ -107,6 +110,7 @@ export class TaskExecutor {
       logChain: Promise.resolve(),
       lastProgressWrite: 0,
       progressWrite: Promise.resolve(),
+      rate: new RateMeter(),
       leaseValidUntil: Date.now() + this.deps.leaseMs,
     };
     this.running.set(taskId, rt);
@@ -224,7 +228,8 @@ export class TaskExecutor {
 
   /** Persisted at most once per interval (leading and trailing edge). */
   private progress(rt: RunningTask, p: TaskProgress): void {
-    rt.pendingProgress = { ...rt.pendingProgress, ...stripUndefined(p) };
+    const rate = rt.rate.measure(p, Date.now());
+    rt.pendingProgress = { ...rt.pendingProgress, ...stripUndefined(p), ...(rate !== undefined ? { rateBytesPerSecond: rate } : {}) };
     const interval = this.deps.progressIntervalMs ?? 1000;
     const wait = rt.lastProgressWrite + interval - Date.now();
     if (wait <= 0 && !rt.progressTimer) {

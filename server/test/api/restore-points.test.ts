@@ -129,6 +129,61 @@ else
         expect((await t.api('GET', `/api/v2/virtual-machines/${vmId}/restore-points`)).body.items).toEqual([]);
       });
 
+      it('shows how each restore point was read (incremental, full with its reason, or unknown), never the checkpoint; documented in OpenAPI', async () => {
+        const GiB = 1024 ** 3;
+        const disk = (target: string, virtualSize: number | null) => ({ target, path: `/vms/${target}.qcow2`, format: 'qcow2', archive: `${target}_disk_1700000500`, virtualSize, backingChain: [], originalSize: null, compressedSize: null, deduplicatedSize: null });
+        const xml = "<domaincheckpoint><name>backroll-1700000500</name><domain type='kvm'><name>secret-domain-xml</name></domain></domaincheckpoint>";
+        const incremental = row(1_700_000_500, ['vda_disk_1700000500', 'vdb_disk_1700000500'], {
+          disks: [disk('vda', 1 * GiB), disk('vdb', 4 * TiB)],
+          readMode: 'incremental',
+          bytesToRead: 12 * 2 ** 20,
+          bytesRead: 12 * 2 ** 20 + 5,
+          fullReason: null,
+          checkpointName: 'backroll-1700000500',
+          checkpointXml: xml,
+          chainFullEpoch: 1_700_000_400,
+        });
+        const full = row(1_700_000_400, ['vda_disk_1700000400'], {
+          disks: [disk('vda', GiB), disk('vdb', null)],
+          readMode: 'full',
+          bytesToRead: GiB,
+          bytesRead: GiB - 1,
+          fullReason: 'no earlier restore point with a checkpoint',
+          checkpointName: 'backroll-1700000400',
+          checkpointXml: xml,
+          chainFullEpoch: 1_700_000_400,
+        });
+        const old = row(1_700_000_300, ['vda_disk_1700000300'], { disks: [disk('vda', GiB)] });
+        for (const r of [incremental, full, old]) await rps.insert(r);
+
+        const list = await t.api('GET', `/api/v2/virtual-machines/${vmId}/restore-points`);
+        expect(list.status, list.text).toBe(200);
+        expect(list.body.items.map((r: { read: unknown }) => r.read)).toEqual([
+          { mode: 'incremental', bytesToRead: 12 * 2 ** 20, bytesRead: 12 * 2 ** 20 + 5, fullReason: null, diskSize: GiB + 4 * TiB },
+          { mode: 'full', bytesToRead: GiB, bytesRead: GiB - 1, fullReason: 'no earlier restore point with a checkpoint', diskSize: null },
+          { mode: null, bytesToRead: null, bytesRead: null, fullReason: null, diskSize: GiB },
+        ]);
+        const one = await t.api('GET', `/api/v2/virtual-machines/${vmId}/restore-points/${incremental.id}`);
+        expect(one.status, one.text).toBe(200);
+        expect(one.body).toEqual(list.body.items[0]);
+        for (const text of [list.text, one.text]) {
+          expect(text).not.toContain('secret-domain-xml');
+          expect(text).not.toContain('backroll-1700000500');
+          expect(text).not.toMatch(/checkpoint(Name|Xml)|chainFullEpoch|readMode/);
+        }
+        // The checkpoint is still in the index (the next backup's base), only not shown.
+        expect((await rps.find(vmId, incremental.id))?.checkpointXml).toBe(xml);
+
+        if (dialect === 'sqlite') {
+          const doc = (await t.api('GET', '/api/openapi.json', { token: null })).body;
+          const schema = doc.components.schemas.RestorePoint;
+          expect(schema.required).toContain('read');
+          expect(Object.keys(schema.properties.read.properties).sort()).toEqual(['bytesRead', 'bytesToRead', 'diskSize', 'fullReason', 'mode']);
+          expect(Object.keys(schema.properties)).not.toEqual(expect.arrayContaining(['checkpointXml']));
+        }
+        await rps.deleteByIds([incremental.id, full.id, old.id]);
+      });
+
       it('reconciles the index with borg list: adds what borg has, updates archives, removes what is gone; a second run changes nothing', async () => {
         const src = path.join(root, 'src');
         fs.mkdirSync(src, { recursive: true });
@@ -151,6 +206,7 @@ else
         ]);
         expect(res.body.items[1].id).toBe(kept.id);
         expect(res.body.items[0].createdAt).toBe(new Date(1_700_000_200 * 1000).toISOString());
+        expect(res.body.items[0].read).toEqual({ mode: null, bytesToRead: null, bytesRead: null, fullReason: null, diskSize: null });
 
         const again = await t.api('POST', `/api/v2/virtual-machines/${vmId}/restore-points/reconcile`);
         expect(again.body).toMatchObject({ added: 0, removed: 0, updated: 0 });

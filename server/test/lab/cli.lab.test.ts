@@ -167,9 +167,12 @@ describe.skipIf(reason !== '')(`the backroll CLI backs up and restores a lab VM 
     const r = await cli(['vm', 'restore-points', vm.name], env);
     expect(r.code, show(r)).toBe(EXIT.ok);
     const lines = r.stdout.trimEnd().split('\n');
-    expect(lines[0]).toMatch(/^ID\s+EPOCH\s+CREATED\s+SIZE\s+DEDUPLICATED$/);
+    expect(lines[0]).toMatch(/^ID\s+EPOCH\s+CREATED\s+SIZE\s+DEDUPLICATED\s+READ$/);
     expect(lines).toHaveLength(2);
     expect(lines[1]).toMatch(new RegExp(`^${restorePointId}\\s+${api.body.items[0].epoch}\\s+\\S+\\s+\\d+(\\.\\d)? (B|KiB|MiB|GiB)`));
+    // A shut-off VM is read in full (no changed-block tracking): the reason follows.
+    expect(api.body.items[0].read.mode).toBe('full');
+    expect(lines[1]).toMatch(/\s{2}full: \d+(\.\d)? (B|KiB|MiB|GiB) of \d+(\.\d)? (B|KiB|MiB|GiB) read \(.+\)$/);
   });
 
   it('restore <vm> latest --to-dir <empty dir> --wait: the disk image (same content) and domain.xml', async () => {

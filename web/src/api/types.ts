@@ -162,6 +162,15 @@ export interface RestorePointDisk {
   deduplicatedSize: number | null;
 }
 
+/** How a restore point's disks were read (issue 11). mode null: made before incremental backups, or imported. */
+export interface RestorePointRead {
+  mode: 'full' | 'incremental' | null;
+  bytesToRead: number | null;
+  bytesRead: number | null;
+  fullReason: string | null;
+  diskSize: number | null;
+}
+
 export interface RestorePoint {
   id: string;
   vmId: string;
@@ -178,6 +187,8 @@ export interface RestorePoint {
   startedBy: string | null;
   source: 'backroll' | 'borg' | string;
   createdAt: Iso;
+  /** Absent from servers before issue 11. */
+  read?: RestorePointRead;
 }
 
 export type RestoreMode = 'in-place' | 'new-vm' | 'directory';

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { ApiClient, CliError, settingsFromEnv } from './api-client.js';
-import { EXIT, exitCodeForTaskState, formatBytes, progressLine, table, type ProgressLike } from './format.js';
+import { EXIT, exitCodeForTaskState, formatBytes, progressLine, readSummary, table, type ProgressLike, type ReadLike } from './format.js';
 
 interface Task {
   id: string;
@@ -144,13 +144,13 @@ export function registerClientCommands(program: Command): void {
       }),
     );
   vm.command('restore-points <vm>')
-    .description('list the restore points of a VM')
+    .description('list the restore points of a VM (READ: incremental or full, bytes read of the disk size, why full)')
     .action(
       action(async (ref: string) => {
         const api = client();
         const v = await findVm(api, ref);
-        const page = await api.request<Page<RestorePoint & { originalSize?: number; deduplicatedSize?: number }>>('GET', `/api/v2/virtual-machines/${v.id}/restore-points`);
-        out(table(['ID', 'EPOCH', 'CREATED', 'SIZE', 'DEDUPLICATED'], page.items.map((r) => [r.id, r.epoch, r.createdAt, formatBytes(r.originalSize), formatBytes(r.deduplicatedSize)])));
+        const page = await api.request<Page<RestorePoint & { originalSize?: number; deduplicatedSize?: number; read?: ReadLike }>>('GET', `/api/v2/virtual-machines/${v.id}/restore-points`);
+        out(table(['ID', 'EPOCH', 'CREATED', 'SIZE', 'DEDUPLICATED', 'READ'], page.items.map((r) => [r.id, r.epoch, r.createdAt, formatBytes(r.originalSize), formatBytes(r.deduplicatedSize), readSummary(r.read)])));
       }),
     );
 

@@ -34,6 +34,25 @@ export function progressLine(state: string, p: ProgressLike, width = 24): string
   return parts.join('  ');
 }
 
+export interface ReadLike {
+  mode: 'full' | 'incremental' | null;
+  bytesToRead: number | null;
+  bytesRead: number | null;
+  fullReason: string | null;
+  diskSize: number | null;
+}
+
+/**
+ * How a restore point's disks were read: `incremental: 12.0 MiB of 1.0 GiB read`,
+ * `full: 1.0 GiB of 1.0 GiB read (periodic full read …)`; `—` for one made before
+ * incremental backups (or an older server that does not say).
+ */
+export function readSummary(read: ReadLike | null | undefined): string {
+  if (!read?.mode) return '—';
+  const amount = read.bytesRead === null ? '' : read.diskSize === null ? `: ${formatBytes(read.bytesRead)} read` : `: ${formatBytes(read.bytesRead)} of ${formatBytes(read.diskSize)} read`;
+  return `${read.mode}${amount}${read.mode === 'full' && read.fullReason ? ` (${read.fullReason})` : ''}`;
+}
+
 /** Fixed-width text table; every cell is made printable (no terminal escapes from VM names). */
 export function table(headers: string[], rows: Array<Array<string | number | null | undefined>>): string {
   const clean = (v: string | number | null | undefined) => String(v ?? '').replace(/[\u0000-\u001f\u007f-\u009f]/g, '?');

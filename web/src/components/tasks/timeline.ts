@@ -10,6 +10,16 @@ export interface TimelineStep {
 }
 
 const DISK_STEP = /^([A-Za-z0-9_-]+): /;
+const READ_STEP = /^([A-Za-z0-9_-]+): (incremental|full): .+ read\b.*$/;
+
+/**
+ * The key a reported step is remembered by: a disk read reports its bytes in the step text
+ * ("vda: incremental: 6 MiB of 1 GiB read (8 MiB to read)", about once a second), which is
+ * one step ("vda: incremental read"), not thousands.
+ */
+export function stepKey(step: string): string {
+  return step.replace(READ_STEP, '$1: $2 read');
+}
 
 export function buildTimeline(kind: string, state: TaskState, stepsSeen: string[], log: TaskLogLine[]): TimelineStep[] {
   const finished = ['succeeded', 'failed', 'partial', 'canceled', 'interrupted'].includes(state);
