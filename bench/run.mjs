@@ -149,7 +149,9 @@ try {
     // The bench VM has no OS and ignores ACPI shutdown: power it off at once instead of
     // waiting BACKROLL_VM_SHUTDOWN_TIMEOUT_SECONDS, which would only measure that timeout.
     const restores = createRestoreModule({ db, backup: mod, shutdownGraceMs: 0 });
-    results.restore = await time(() => restores.service.run({ vmId, restorePointId: rp.restorePointId, mode: 'in-place' }, fakeContext()));
+    const ctx3 = timedContext();
+    results.restore = await time(() => restores.service.run({ vmId, restorePointId: rp.restorePointId, mode: 'in-place' }, ctx3));
+    if (profile) console.log(`\n  restore in place, step by step:\n${ctx3.steps.map((x) => `    ${x}`).join('\n')}`);
   } catch (err) {
     results.restoreError = err instanceof Error ? err.message : String(err);
   }

@@ -207,28 +207,41 @@ export class RestoreEngine {
     const marker = wasRunningMarkerOf(src);
     try {
       if (wasActive && marker) await files.writeFile(marker, `${ctx.taskId}\n`);
+      // The VM stops while its new images are extracted and verified beside its disks (temporary
+      // files: the disks in use are not touched before the swap), so the restore takes the longer
+      // of the two, not their sum. The swap waits for the VM to be off.
+      let stopping: Promise<void> | null = null;
       if (wasActive) {
         ctx.progress({ percent: 2, step: 'stopping the VM' });
-        stoppedBy = await ctl.stop(vm.uuid, this.graceMs, log);
-        await log(`${stoppedBy === 'shutdown' ? 'the VM shut down' : 'the VM was powered off'} (${ctl.via})`);
+        stopping = ctl.stop(vm.uuid, this.graceMs, log).then(async (how) => {
+          stoppedBy = how;
+          await log(`${how === 'shutdown' ? 'the VM shut down' : 'the VM was powered off'} (${ctl.via})`);
+        });
+        stopping.catch(() => undefined);
       }
-      throwIfCanceled(ctx.signal);
-
-      const meter = new Meter(ctx, src.disks.reduce((s, d) => s + d.size, 0));
-      for (const w of work) {
-        // A temporary file of ours from an interrupted run: it was never the VM's disk.
-        await files.remove(w.tmp);
-        created.push(w.tmp);
-        w.bytes = await this.extractTo(ctx, src, w.disk, w.tmp, meter);
-      }
-      for (const w of work) {
+      try {
         throwIfCanceled(ctx.signal);
-        w.owner = (await files.ownerOf(w.disk.path)) ?? (await this.dirOwner(w.disk.path));
-        const format = formats.get(w.disk.target)!;
-        backing.push(...(await this.putBackBacking(ctx, w.tmp, w.disk.target, format, chains.get(w.disk.target)!, w.owner, rp.storagePath, src.epoch, created)));
-        w.check = await this.verify(ctx, w.tmp, w.disk.target, format);
-        await files.setOwner(w.tmp, w.owner);
+        const meter = new Meter(ctx, src.disks.reduce((s, d) => s + d.size, 0));
+        for (const w of work) {
+          // A temporary file of ours from an interrupted run: it was never the VM's disk.
+          await files.remove(w.tmp);
+          created.push(w.tmp);
+          w.bytes = await this.extractTo(ctx, src, w.disk, w.tmp, meter);
+        }
+        for (const w of work) {
+          throwIfCanceled(ctx.signal);
+          w.owner = (await files.ownerOf(w.disk.path)) ?? (await this.dirOwner(w.disk.path));
+          const format = formats.get(w.disk.target)!;
+          backing.push(...(await this.putBackBacking(ctx, w.tmp, w.disk.target, format, chains.get(w.disk.target)!, w.owner, rp.storagePath, src.epoch, created)));
+          w.check = await this.verify(ctx, w.tmp, w.disk.target, format);
+          await files.setOwner(w.tmp, w.owner);
+        }
+      } catch (err) {
+        // The rollback restarts the VM: let a stop under way finish first.
+        await stopping?.catch(() => undefined);
+        throw err;
       }
+      await stopping;
       throwIfCanceled(ctx.signal);
 
       ctx.progress({ percent: 93, step: 'swapping disks' });
@@ -551,6 +564,7 @@ export class RestoreEngine {
   /** borg extract --stdout into `file` (sparse), with progress; stderr lines to the task log. */
   private async extractTo(ctx: TaskContext, src: RestoreSource, d: SourceDisk, file: string, meter: Meter): Promise<number> {
     await ctx.log('info', `${d.target}: extracting ${d.archive} (${d.size} bytes) to ${file}`);
+    const started = Date.now();
     const x = this.deps.borg.extract(src.access, d.archive, d.itemPath, {
       signal: ctx.signal,
       onEvent: (e) => {
@@ -570,6 +584,7 @@ export class RestoreEngine {
     if (bytes !== d.size) {
       throw restoreError(RestoreErrorCode.VERIFY_FAILED, `${d.target}: extracted ${bytes} bytes, the archive lists ${d.size}`, { target: d.target, bytes, expected: d.size });
     }
+    await ctx.log('info', `${d.target}: extracted ${bytes} bytes in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     return bytes;
   }
 

@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 import type { RepoAccess } from '../adapters/borg/borg.js';
-import type { BorgReader } from '../adapters/borg/extract.js';
+import type { BorgItem, BorgReader } from '../adapters/borg/extract.js';
 import { parseDomainXml } from '../adapters/libvirt/domain-xml.js';
 import { archivesOfEpoch, type BackupManifest } from './restore.model.js';
 import { RestoreErrorCode, restoreError } from './restore.errors.js';
@@ -38,7 +38,25 @@ export interface RestoreSource {
   access: RepoAccess;
 }
 
+/** Files the engine writes at the root of a config archive (backup.engine.ts). */
+const CONFIG_FILES = ['domain.xml', 'backroll.json'] as const;
+
 export async function loadSource(borg: BorgReader, access: RepoAccess, rp: RestorePointRow, signal?: AbortSignal, opts: { config?: boolean } = {}): Promise<RestoreSource> {
+  // A restore point that recorded its archives: their item lists (and the config archive's two
+  // files, where the engine puts them) are read while the archive list is, each borg process
+  // beside the others (shared repository lock). Nothing read early is used before the archive
+  // list is checked against the record, nor trusted beyond what the item lists then confirm.
+  const early = new Map<string, Promise<BorgItem[]>>();
+  const earlyFiles = new Map<string, Promise<Buffer>>();
+  for (const name of rp.archives ?? []) {
+    const isConfig = name === `config_${rp.epoch}`;
+    if (isConfig && opts.config === false) continue;
+    early.set(name, borg.listItems(access, name, signal));
+    if (isConfig) for (const f of CONFIG_FILES) earlyFiles.set(f, borg.readFile(access, name, f, signal));
+  }
+  for (const p of [...early.values(), ...earlyFiles.values()]) p.catch(() => undefined);
+  const listItems = (name: string) => early.get(name) ?? borg.listItems(access, name, signal);
+  const readConfigFile = (name: string, itemPath: string) => (name === `config_${rp.epoch}` ? earlyFiles.get(itemPath) : undefined) ?? borg.readFile(access, name, itemPath, signal);
   const names = (await borg.listArchives(access, signal)).map((a) => a.name);
   const { config, disks } = archivesOfEpoch(names, rp.epoch);
   if (disks.length === 0) {
@@ -47,8 +65,14 @@ export async function loadSource(borg: BorgReader, access: RepoAccess, rp: Resto
   checkArchives(rp, [...disks.map((d) => d.name), ...(config ? [config] : [])]);
   const recorded = rp.disks ?? [];
   const out: SourceDisk[] = [];
-  for (const d of disks) {
-    const files = (await borg.listItems(access, d.name, signal)).filter((i) => i.type === '-');
+  // The disk archives' and the config archive's item lists at once (borg list takes a shared lock).
+  const wantConfig = config !== null && opts.config !== false;
+  const [configItems, ...diskItems] = await Promise.all([
+    wantConfig ? listItems(config) : Promise.resolve([]),
+    ...disks.map((d) => listItems(d.name)),
+  ]);
+  for (const [i, d] of disks.entries()) {
+    const files = diskItems[i]!.filter((x) => x.type === '-');
     if (files.length !== 1) {
       throw restoreError(RestoreErrorCode.ARCHIVE_INVALID, `archive ${d.name} holds ${files.length} files, expected exactly one disk image`, { archive: d.name });
     }
@@ -69,14 +93,15 @@ export async function loadSource(borg: BorgReader, access: RepoAccess, rp: Resto
 
   let domainXml: string | null = null;
   let manifest: BackupManifest | null = null;
-  if (config && opts.config !== false) {
-    const items = (await borg.listItems(access, config, signal)).filter((i) => i.type === '-');
+  if (config && wantConfig) {
+    const items = configItems.filter((i) => i.type === '-');
     const xmlItem = items.find((i) => path.basename(i.path) === 'domain.xml');
     const jsonItem = items.find((i) => path.basename(i.path) === 'backroll.json');
-    if (xmlItem) domainXml = (await borg.readFile(access, config, xmlItem.path, signal)).toString('utf8');
-    if (jsonItem) {
+    const [xml, json] = await Promise.all([xmlItem ? readConfigFile(config, xmlItem.path) : null, jsonItem ? readConfigFile(config, jsonItem.path) : null]);
+    if (xml) domainXml = xml.toString('utf8');
+    if (json) {
       try {
-        manifest = JSON.parse((await borg.readFile(access, config, jsonItem.path, signal)).toString('utf8')) as BackupManifest;
+        manifest = JSON.parse(json.toString('utf8')) as BackupManifest;
       } catch {
         manifest = null;
       }
