@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 import type { RepoAccess } from '../adapters/borg/borg.js';
-import type { BorgItem, BorgReader } from '../adapters/borg/extract.js';
+import type { BorgReader } from '../adapters/borg/extract.js';
 import { parseDomainXml } from '../adapters/libvirt/domain-xml.js';
 import { archivesOfEpoch, type BackupManifest } from './restore.model.js';
 import { RestoreErrorCode, restoreError } from './restore.errors.js';
@@ -38,25 +38,7 @@ export interface RestoreSource {
   access: RepoAccess;
 }
 
-/** Files the engine writes at the root of a config archive (backup.engine.ts). */
-const CONFIG_FILES = ['domain.xml', 'backroll.json'] as const;
-
 export async function loadSource(borg: BorgReader, access: RepoAccess, rp: RestorePointRow, signal?: AbortSignal, opts: { config?: boolean } = {}): Promise<RestoreSource> {
-  // A restore point that recorded its archives: their item lists (and the config archive's two
-  // files, where the engine puts them) are read while the archive list is, each borg process
-  // beside the others (shared repository lock). Nothing read early is used before the archive
-  // list is checked against the record, nor trusted beyond what the item lists then confirm.
-  const early = new Map<string, Promise<BorgItem[]>>();
-  const earlyFiles = new Map<string, Promise<Buffer>>();
-  for (const name of rp.archives ?? []) {
-    const isConfig = name === `config_${rp.epoch}`;
-    if (isConfig && opts.config === false) continue;
-    early.set(name, borg.listItems(access, name, signal));
-    if (isConfig) for (const f of CONFIG_FILES) earlyFiles.set(f, borg.readFile(access, name, f, signal));
-  }
-  for (const p of [...early.values(), ...earlyFiles.values()]) p.catch(() => undefined);
-  const listItems = (name: string) => early.get(name) ?? borg.listItems(access, name, signal);
-  const readConfigFile = (name: string, itemPath: string) => (name === `config_${rp.epoch}` ? earlyFiles.get(itemPath) : undefined) ?? borg.readFile(access, name, itemPath, signal);
   const names = (await borg.listArchives(access, signal)).map((a) => a.name);
   const { config, disks } = archivesOfEpoch(names, rp.epoch);
   if (disks.length === 0) {
@@ -65,11 +47,13 @@ export async function loadSource(borg: BorgReader, access: RepoAccess, rp: Resto
   checkArchives(rp, [...disks.map((d) => d.name), ...(config ? [config] : [])]);
   const recorded = rp.disks ?? [];
   const out: SourceDisk[] = [];
-  // The disk archives' and the config archive's item lists at once (borg list takes a shared lock).
+  // The disk archives' and the config archive's item lists at once (borg list takes a shared
+  // lock; more than two or three borg processes at once wait on each other's lock roster and
+  // were slower here, measured).
   const wantConfig = config !== null && opts.config !== false;
   const [configItems, ...diskItems] = await Promise.all([
-    wantConfig ? listItems(config) : Promise.resolve([]),
-    ...disks.map((d) => listItems(d.name)),
+    wantConfig ? borg.listItems(access, config, signal) : Promise.resolve([]),
+    ...disks.map((d) => borg.listItems(access, d.name, signal)),
   ]);
   for (const [i, d] of disks.entries()) {
     const files = diskItems[i]!.filter((x) => x.type === '-');
@@ -97,7 +81,7 @@ export async function loadSource(borg: BorgReader, access: RepoAccess, rp: Resto
     const items = configItems.filter((i) => i.type === '-');
     const xmlItem = items.find((i) => path.basename(i.path) === 'domain.xml');
     const jsonItem = items.find((i) => path.basename(i.path) === 'backroll.json');
-    const [xml, json] = await Promise.all([xmlItem ? readConfigFile(config, xmlItem.path) : null, jsonItem ? readConfigFile(config, jsonItem.path) : null]);
+    const [xml, json] = await Promise.all([xmlItem ? borg.readFile(access, config, xmlItem.path, signal) : null, jsonItem ? borg.readFile(access, config, jsonItem.path, signal) : null]);
     if (xml) domainXml = xml.toString('utf8');
     if (json) {
       try {
