@@ -588,7 +588,12 @@ export class RestoreEngine {
     return bytes;
   }
 
-  /** qemu-img check of a qcow2 (raw images have nothing to check). */
+  /**
+   * qemu-img check of a qcow2 (raw images have nothing to check). It reads the image's metadata
+   * (header, L1/L2 tables, refcounts), not its data clusters: 0.4 MB of a fully allocated 1 GiB
+   * image, 1.3 MB of a 4 GiB preallocated one, 0.01–0.05 s (measured with strace). The data was
+   * verified while it was extracted: borg checks every chunk against its id (hash or MAC).
+   */
   private async verify(ctx: TaskContext, file: string, target: string, format: string): Promise<string> {
     if (format !== 'qcow2') return `${format}: not checked`;
     const c = await this.deps.images.check(file, format);
