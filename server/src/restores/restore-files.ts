@@ -26,6 +26,14 @@ export interface RestoreFiles {
    */
   writeSparse(source: AsyncIterable<Buffer>, file: string, onBytes: (n: number) => void): Promise<number>;
   exists(file: string): Promise<boolean>;
+  /** A new directory, mode 0700 (fails if the path exists). */
+  makePrivateDir(dir: string): Promise<void>;
+  /** Removes a directory of ours and what is in it (a symlink at that path: only the link). */
+  removeTree(dir: string): Promise<void>;
+  /** Bytes of a regular file (symlinks not followed); null when it is missing or not a regular file. */
+  sizeOf(file: string): Promise<number | null>;
+  /** fsync of a file that was written by another process. */
+  fsyncFile(file: string): Promise<void>;
   /** What is at a path (symlinks not followed). */
   kind(file: string): Promise<'file' | 'missing' | 'other'>;
   ownerOf(file: string): Promise<FileOwner | null>;
@@ -137,6 +145,28 @@ export const nodeRestoreFiles: RestoreFiles = {
       await fh.close();
     }
     return position;
+  },
+  async makePrivateDir(dir) {
+    await fs.mkdir(dir, { mode: 0o700 });
+  },
+  async removeTree(dir) {
+    await fs.rm(dir, { recursive: true, force: true });
+  },
+  async sizeOf(file) {
+    try {
+      const st = await fs.lstat(file);
+      return st.isFile() ? st.size : null;
+    } catch {
+      return null;
+    }
+  },
+  async fsyncFile(file) {
+    const fh = await fs.open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
   },
   async exists(file) {
     try {
