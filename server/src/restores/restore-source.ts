@@ -47,16 +47,8 @@ export async function loadSource(borg: BorgReader, access: RepoAccess, rp: Resto
   checkArchives(rp, [...disks.map((d) => d.name), ...(config ? [config] : [])]);
   const recorded = rp.disks ?? [];
   const out: SourceDisk[] = [];
-  // The disk archives' and the config archive's item lists at once (borg list takes a shared
-  // lock; more than two or three borg processes at once wait on each other's lock roster and
-  // were slower here, measured).
-  const wantConfig = config !== null && opts.config !== false;
-  const [configItems, ...diskItems] = await Promise.all([
-    wantConfig ? borg.listItems(access, config, signal) : Promise.resolve([]),
-    ...disks.map((d) => borg.listItems(access, d.name, signal)),
-  ]);
-  for (const [i, d] of disks.entries()) {
-    const files = diskItems[i]!.filter((x) => x.type === '-');
+  for (const d of disks) {
+    const files = (await borg.listItems(access, d.name, signal)).filter((i) => i.type === '-');
     if (files.length !== 1) {
       throw restoreError(RestoreErrorCode.ARCHIVE_INVALID, `archive ${d.name} holds ${files.length} files, expected exactly one disk image`, { archive: d.name });
     }
@@ -77,15 +69,14 @@ export async function loadSource(borg: BorgReader, access: RepoAccess, rp: Resto
 
   let domainXml: string | null = null;
   let manifest: BackupManifest | null = null;
-  if (config && wantConfig) {
-    const items = configItems.filter((i) => i.type === '-');
+  if (config && opts.config !== false) {
+    const items = (await borg.listItems(access, config, signal)).filter((i) => i.type === '-');
     const xmlItem = items.find((i) => path.basename(i.path) === 'domain.xml');
     const jsonItem = items.find((i) => path.basename(i.path) === 'backroll.json');
-    const [xml, json] = await Promise.all([xmlItem ? borg.readFile(access, config, xmlItem.path, signal) : null, jsonItem ? borg.readFile(access, config, jsonItem.path, signal) : null]);
-    if (xml) domainXml = xml.toString('utf8');
-    if (json) {
+    if (xmlItem) domainXml = (await borg.readFile(access, config, xmlItem.path, signal)).toString('utf8');
+    if (jsonItem) {
       try {
-        manifest = JSON.parse(json.toString('utf8')) as BackupManifest;
+        manifest = JSON.parse((await borg.readFile(access, config, jsonItem.path, signal)).toString('utf8')) as BackupManifest;
       } catch {
         manifest = null;
       }
