@@ -26,6 +26,14 @@ export interface RestoreFiles {
    */
   writeSparse(source: AsyncIterable<Buffer>, file: string, onBytes: (n: number) => void): Promise<number>;
   exists(file: string): Promise<boolean>;
+  /** A new directory, mode 0700 (fails if the path exists). */
+  makePrivateDir(dir: string): Promise<void>;
+  /** Removes a directory of ours and what is in it (a symlink at that path: only the link). */
+  removeTree(dir: string): Promise<void>;
+  /** Bytes of a regular file (symlinks not followed); null when it is missing or not a regular file. */
+  sizeOf(file: string): Promise<number | null>;
+  /** fsync of a file that was written by another process. */
+  fsyncFile(file: string): Promise<void>;
   /** What is at a path (symlinks not followed). */
   kind(file: string): Promise<'file' | 'missing' | 'other'>;
   ownerOf(file: string): Promise<FileOwner | null>;
@@ -54,40 +62,111 @@ async function fsyncDir(dir: string): Promise<void> {
   }
 }
 
-function isZero(buf: Buffer, start: number, end: number): boolean {
-  for (let i = start; i < end; i++) if (buf[i] !== 0) return false;
-  return true;
+const ZERO = Buffer.alloc(BLOCK);
+/** Data is written in runs of up to this many bytes (one writev), holes are skipped. */
+const RUN = 4 * 1024 * 1024;
+const RUN_BUFFERS = 512;
+
+/** A block of at most BLOCK bytes is all zeros (memcmp, not a byte loop). */
+function isZero(buf: Buffer): boolean {
+  return buf.equals(buf.length === BLOCK ? ZERO : ZERO.subarray(0, buf.length));
+}
+
+/** Writes `bufs` at `position`, all of them (writev may write less than asked). */
+async function writeAll(fh: fs.FileHandle, bufs: Buffer[], position: number): Promise<void> {
+  const total = bufs.reduce((n, b) => n + b.length, 0);
+  const { bytesWritten } = await fh.writev(bufs, position);
+  if (bytesWritten === total) return;
+  const rest = Buffer.concat(bufs).subarray(bytesWritten);
+  let off = 0;
+  while (off < rest.length) {
+    const r = await fh.write(rest, off, rest.length - off, position + bytesWritten + off);
+    if (r.bytesWritten <= 0) throw new Error(`short write at ${position + bytesWritten + off}`);
+    off += r.bytesWritten;
+  }
 }
 
 export const nodeRestoreFiles: RestoreFiles = {
   async writeSparse(source, file, onBytes) {
     const fh = await fs.open(file, 'wx', 0o600);
+    // `position`: file offset of the next byte from `source`. Blocks of BLOCK bytes (at
+    // BLOCK-aligned offsets) that are all zeros are skipped (holes); the others are gathered into
+    // a run (references to the chunks, no copy) written with one writev per RUN bytes.
     let position = 0;
-    let carry: Buffer = Buffer.alloc(0);
-    const flush = async (buf: Buffer, final: boolean) => {
-      let off = 0;
-      while (off + BLOCK <= buf.length || (final && off < buf.length)) {
-        const end = Math.min(off + BLOCK, buf.length);
-        if (!isZero(buf, off, end)) await fh.write(buf, off, end - off, position);
-        position += end - off;
-        off = end;
+    let run: Buffer[] = [];
+    let runStart = 0;
+    let runBytes = 0;
+    let carry: Buffer | null = null;
+    // One write in flight while the next run is read: borg is not stalled by the disk.
+    let writing: Promise<void> = Promise.resolve();
+    const flushRun = async () => {
+      if (runBytes === 0) return;
+      await writing;
+      writing = writeAll(fh, run, runStart);
+      writing.catch(() => undefined);
+      run = [];
+      runBytes = 0;
+    };
+    const block = async (b: Buffer) => {
+      if (isZero(b)) {
+        await flushRun();
+      } else {
+        if (runBytes === 0) runStart = position;
+        run.push(b);
+        runBytes += b.length;
+        if (runBytes >= RUN || run.length >= RUN_BUFFERS) await flushRun();
       }
-      return buf.subarray(off);
+      position += b.length;
     };
     try {
-      for await (const chunk of source) {
+      for await (const c of source) {
+        let chunk = c as Buffer;
         onBytes(chunk.length);
-        carry = carry.length ? Buffer.concat([carry, chunk]) : chunk;
-        if (carry.length >= BLOCK) carry = Buffer.from(await flush(carry, false));
+        if (carry) {
+          const take = Math.min(BLOCK - carry.length, chunk.length);
+          carry = Buffer.concat([carry, chunk.subarray(0, take)]);
+          chunk = chunk.subarray(take);
+          if (carry.length < BLOCK) continue;
+          await block(carry);
+          carry = null;
+        }
+        let off = 0;
+        for (; off + BLOCK <= chunk.length; off += BLOCK) await block(chunk.subarray(off, off + BLOCK));
+        if (off < chunk.length) carry = Buffer.from(chunk.subarray(off));
       }
-      await flush(carry, true);
+      if (carry) await block(carry);
+      await flushRun();
+      await writing;
       // A trailing hole is only a hole if the file has its full length.
       await fh.truncate(position);
       await fh.sync();
     } finally {
+      await writing.catch(() => undefined);
       await fh.close();
     }
     return position;
+  },
+  async makePrivateDir(dir) {
+    await fs.mkdir(dir, { mode: 0o700 });
+  },
+  async removeTree(dir) {
+    await fs.rm(dir, { recursive: true, force: true });
+  },
+  async sizeOf(file) {
+    try {
+      const st = await fs.lstat(file);
+      return st.isFile() ? st.size : null;
+    } catch {
+      return null;
+    }
+  },
+  async fsyncFile(file) {
+    const fh = await fs.open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
   },
   async exists(file) {
     try {

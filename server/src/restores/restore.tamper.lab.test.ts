@@ -20,7 +20,7 @@ import { RestorePointRepository, type RestorePointDisk } from '../backups/restor
 import { migrateToLatest, openDatabase, type Db } from '../db/database.js';
 import type { TaskContext } from '../tasks/task-context.js';
 import { nodeRestoreFiles } from './restore-files.js';
-import { backupVm, cloneVm, HAVE_BORG, rawSha, removeClone, removeVm, run, sha256File, storeTemplate, type CloneVm } from './restore-lab-fixtures.js';
+import { backupVm, cloneVm, domState, HAVE_BORG, leftovers, rawSha, removeClone, removeVm, run, sha256File, storeTemplate, type CloneVm } from './restore-lab-fixtures.js';
 import { RestoreRepository } from './restore.repository.js';
 import { RestoreService, type VmLocks } from './restore.service.js';
 
@@ -60,8 +60,8 @@ describe.skipIf(skipReason !== '')(`restores from a tampered repository, against
   let service: RestoreService;
 
   /** A clone of a lab VM (shut off), its VM row, and one restore point of it recorded like the backup engine does. */
-  async function prepare(sourceVm: string, name: string) {
-    const vm = cloneVm(l, h, sourceVm, name, `${tag}-${clones.length}`, false);
+  async function prepare(sourceVm: string, name: string, running = false) {
+    const vm = cloneVm(l, h, sourceVm, name, `${tag}-${clones.length}`, running);
     clones.push(vm);
     const vmId = randomUUID();
     const now = new Date().toISOString();
@@ -217,6 +217,43 @@ describe.skipIf(skipReason !== '')(`restores from a tampered repository, against
       await db.deleteFrom('restore_points').where('id', '=', id).execute();
     }
   });
+
+  it('an archive holding a corrupt qcow2 image (zeroed refcount block): refused by qemu-img check before the swap; the disk and the running VM untouched', async () => {
+    const { vm, vmId } = await prepare('vm-running', `tamper-${tag}-d`, true);
+    const ep = ++epoch;
+    backupVm(h, storage, vm, ep);
+    const disk = vm.disks[0]!.path;
+    // The same image with its first refcount block zeroed: every cluster's refcount 0 (qemu-img check: corruptions).
+    const bad = `${disk}.bad`;
+    fs.copyFileSync(disk, bad);
+    const fd = fs.openSync(bad, 'r+');
+    try {
+      const header = Buffer.alloc(104);
+      fs.readSync(fd, header, 0, 104, 0);
+      const clusterSize = 1 << header.readUInt32BE(20);
+      const entry = Buffer.alloc(8);
+      fs.readSync(fd, entry, 0, 8, Number(header.readBigUInt64BE(48)));
+      fs.writeSync(fd, Buffer.alloc(clusterSize), 0, clusterSize, Number(entry.readBigUInt64BE(0)));
+    } finally {
+      fs.closeSync(fd);
+    }
+    expect(spawnSync('qemu-img', ['check', '-f', 'qcow2', bad]).status).toBe(2);
+    // The archive of vda now holds the corrupt image at the disk's own path.
+    const real = `${disk}.real`;
+    fs.renameSync(disk, real);
+    fs.renameSync(bad, disk);
+    replaceArchive(path.join(storage, vm.name), `vda_${path.basename(disk, '.qcow2')}_${ep}`, disk);
+    fs.renameSync(real, disk);
+    const before = rawSha(disk);
+    const inode = fs.statSync(disk).ino;
+
+    const id = await record(vmId, vm, ep, { recorded: true });
+    await expect(restore(vmId, id)).rejects.toMatchObject({ code: 'RESTORE.VERIFY_FAILED', message: expect.stringContaining('fails qemu-img check') });
+    expect(fs.statSync(disk).ino).toBe(inode);
+    expect(rawSha(disk)).toBe(before);
+    expect(domState(h, vm.uuid)).toBe('running');
+    expect(leftovers(vm.dir)).toEqual([]);
+  }, 120_000);
 
   it('a restore point whose disks no longer match what it recorded (a disk archive pruned alone) is refused', async () => {
     const { vm, vmId } = await prepare('vm-twodisks', `tamper-${tag}-c`);

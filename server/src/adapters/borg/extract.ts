@@ -106,16 +106,37 @@ export class BorgReader {
 
   /** `borg extract --stdout REPO::ARCHIVE PATH`: the file's bytes on `stdout`, with backpressure. */
   extract(access: RepoAccess, archive: string, itemPath: string, o: { signal?: AbortSignal; onEvent?: (e: BorgEvent) => void } = {}): ExtractStream {
-    const child = spawn(this.command, this.argv('extract', ['--stdout', `${access.repo}::${archive}`, '--', itemPath]), {
+    const { child, done, abort } = this.spawnExtract(access, archive, ['--stdout', `${access.repo}::${archive}`, '--', itemPath], null, o);
+    return { stdout: child.stdout!, done, abort };
+  }
+
+  /**
+   * `borg extract --sparse` of one file into `dir` (its cwd): borg writes the file itself (runs
+   * of zeros as holes), no byte of it passes through this process. The leading
+   * `stripComponents` directories of the item path are dropped, so the file lands at
+   * `<dir>/<its base name>`. Owner, mode, ACLs, xattrs and flags of the archive are not
+   * trusted: `--numeric-ids --noacls --noxattrs --noflags`, and the caller sets owner and mode
+   * afterwards. Progress comes as `progress` events (`--progress`: bytes done of total); borg
+   * writes them on its stderr pipe, so a frozen worker stalls it as it stalls `--stdout`.
+   */
+  extractInto(access: RepoAccess, archive: string, itemPath: string, dir: string, stripComponents: number, o: { signal?: AbortSignal; onEvent?: (e: BorgEvent) => void } = {}): Omit<ExtractStream, 'stdout'> {
+    const args = ['--progress', '--sparse', '--numeric-ids', '--noacls', '--noxattrs', '--noflags', '--strip-components', String(stripComponents), `${access.repo}::${archive}`, '--', itemPath];
+    const { done, abort } = this.spawnExtract(access, archive, args, dir, o);
+    return { done, abort };
+  }
+
+  private spawnExtract(access: RepoAccess, archive: string, args: string[], cwd: string | null, o: { signal?: AbortSignal; onEvent?: (e: BorgEvent) => void }) {
+    const child = spawn(this.command, this.argv('extract', args), {
       env: baseEnv(borgEnv(this.opts.baseDir, access)),
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', cwd === null ? 'pipe' : 'ignore', 'pipe'],
       shell: false,
+      ...(cwd !== null ? { cwd } : {}),
     });
     const events: BorgEvent[] = [];
     let stderrTail = '';
     let pending = '';
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (d: string) => {
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (d: string) => {
       stderrTail = (stderrTail + d).slice(-16 * 1024);
       pending += d;
       const lines = pending.split('\n');
@@ -154,7 +175,7 @@ export class BorgReader {
     });
     done.catch(() => {});
     if (o.signal?.aborted) abort();
-    return { stdout: child.stdout, done, abort };
+    return { child, done, abort };
   }
 
   private async call(access: RepoAccess, sub: string, rest: string[], signal?: AbortSignal): Promise<string> {
