@@ -261,29 +261,7 @@ export class PullBackup {
       for (const d of c.disks) {
         signal.throwIfAborted();
         const baseArchive = base?.disks.find((x) => x.target === d.target)?.archive ?? null;
-        const step = `${d.target}: ${base ? 'incremental' : 'full'} read`;
-        ctx.progress({ step, bytesDone: doneBefore, bytesTotal: total, percent: total > 0 ? (100 * doneBefore) / total : 0 });
-        const r = await this.deps.writer.write(c.access, {
-          archive: d.archive,
-          baseArchive,
-          bitmap: base && baseArchive ? `qemu:dirty-bitmap:backup-${d.target}` : null,
-          itemPath: d.path.replace(/^\/+/, ''),
-          compression: c.compression,
-          timestamp: new Date(c.epoch * 1000),
-          socket: local.path,
-          exportName: d.target,
-          virtualSize: d.virtualSize,
-          signal,
-          onProgress: (p) => {
-            const frac = p.bytesToRead > 0 ? p.bytesRead / p.bytesToRead : 1;
-            const done = doneBefore + frac * d.virtualSize;
-            ctx.progress({ step: `${d.target}: ${readSummary(p.mode, p.bytesRead, d.virtualSize)} (${fmtBytes(p.bytesToRead)} to read)`, bytesDone: p.bytesRead, bytesTotal: p.bytesToRead, percent: total > 0 ? (100 * done) / total : 100 });
-          },
-          onLog: (level, m) => void log(level, `${d.target}: ${m}`).catch(() => undefined),
-        });
-        if (r.reason && r.mode === 'full') await log('warn', `${d.target}: full read: ${r.reason}`);
-        await log('info', `${d.target}: ${readSummary(r.mode, r.bytesRead, r.diskSize)} (${fmtBytes(r.bytesToRead)} to read); archive ${d.archive}: ${r.originalSize} bytes, ${r.deduplicatedSize} new, ${r.durationSeconds.toFixed(1)} s`);
-        c.onArchive(d.archive);
+        const r = await this.writeDisk(c, d, { baseArchive, bitmap: base && baseArchive ? `qemu:dirty-bitmap:backup-${d.target}` : null, socket: local.path, doneBefore, total }, ctx, signal, log);
         results.push({ ...r, target: d.target, archive: d.archive });
         doneBefore += d.virtualSize;
       }
@@ -312,6 +290,40 @@ export class PullBackup {
       // so its bitmap does not linger (its changes merge into the parent checkpoint).
       if (!ok && cpCreated) await c.jobs.deleteCheckpoint(c.uuid, cpName).catch((e: unknown) => log('warn', `could not delete checkpoint ${cpName}: ${(e as Error).message}`));
     }
+  }
+
+  /** One disk through the image writer, with progress and log lines; the archive is reported to `onArchive`. */
+  private async writeDisk(
+    c: { access: RepoAccess; compression: string; epoch: number; onArchive: (archive: string) => void },
+    d: PullDiskPlan,
+    o: { baseArchive: string | null; bitmap: string | null; socket: string; doneBefore: number; total: number },
+    ctx: TaskContext,
+    signal: AbortSignal,
+    log: Log,
+  ): Promise<ImageWriteResult> {
+    ctx.progress({ step: `${d.target}: ${o.bitmap ? 'incremental' : 'full'} read`, bytesDone: o.doneBefore, bytesTotal: o.total, percent: o.total > 0 ? (100 * o.doneBefore) / o.total : 0 });
+    const r = await this.deps.writer.write(c.access, {
+      archive: d.archive,
+      baseArchive: o.baseArchive,
+      bitmap: o.bitmap,
+      itemPath: d.path.replace(/^\/+/, ''),
+      compression: c.compression,
+      timestamp: new Date(c.epoch * 1000),
+      socket: o.socket,
+      exportName: d.target,
+      virtualSize: d.virtualSize,
+      signal,
+      onProgress: (p) => {
+        const frac = p.bytesToRead > 0 ? p.bytesRead / p.bytesToRead : 1;
+        const done = o.doneBefore + frac * d.virtualSize;
+        ctx.progress({ step: `${d.target}: ${readSummary(p.mode, p.bytesRead, d.virtualSize)} (${fmtBytes(p.bytesToRead)} to read)`, bytesDone: p.bytesRead, bytesTotal: p.bytesToRead, percent: o.total > 0 ? (100 * done) / o.total : 100 });
+      },
+      onLog: (level, m) => void log(level, `${d.target}: ${m}`).catch(() => undefined),
+    });
+    if (r.reason && r.mode === 'full') await log('warn', `${d.target}: full read: ${r.reason}`);
+    await log('info', `${d.target}: ${readSummary(r.mode, r.bytesRead, r.diskSize)} (${fmtBytes(r.bytesToRead)} to read); archive ${d.archive}: ${r.originalSize} bytes, ${r.deduplicatedSize} new, ${r.durationSeconds.toFixed(1)} s`);
+    c.onArchive(d.archive);
+    return r;
   }
 
   /**
@@ -354,28 +366,7 @@ export class PullBackup {
         const local = await c.reach.open(socket);
         locals.push(local);
         await log('info', `${d.target}: served read-only by qemu-nbd on the host${c.reach.via === 'ssh' ? `, read over the host's SSH connection` : ''} (full read: ${c.reason})`);
-        const step = `${d.target}: full read`;
-        ctx.progress({ step, bytesDone: doneBefore, bytesTotal: total, percent: total > 0 ? (100 * doneBefore) / total : 0 });
-        const r = await this.deps.writer.write(c.access, {
-          archive: d.archive,
-          baseArchive: null,
-          bitmap: null,
-          itemPath: d.path.replace(/^\/+/, ''),
-          compression: c.compression,
-          timestamp: new Date(c.epoch * 1000),
-          socket: local.path,
-          exportName: d.target,
-          virtualSize: d.virtualSize,
-          signal,
-          onProgress: (p) => {
-            const frac = p.bytesToRead > 0 ? p.bytesRead / p.bytesToRead : 1;
-            const done = doneBefore + frac * d.virtualSize;
-            ctx.progress({ step: `${d.target}: ${readSummary(p.mode, p.bytesRead, d.virtualSize)} (${fmtBytes(p.bytesToRead)} to read)`, bytesDone: p.bytesRead, bytesTotal: p.bytesToRead, percent: total > 0 ? (100 * done) / total : 100 });
-          },
-          onLog: (level, m) => void log(level, `${d.target}: ${m}`).catch(() => undefined),
-        });
-        await log('info', `${d.target}: ${readSummary(r.mode, r.bytesRead, r.diskSize)} (${fmtBytes(r.bytesToRead)} to read); archive ${d.archive}: ${r.originalSize} bytes, ${r.deduplicatedSize} new, ${r.durationSeconds.toFixed(1)} s`);
-        c.onArchive(d.archive);
+        const r = await this.writeDisk(c, d, { baseArchive: null, bitmap: null, socket: local.path, doneBefore, total }, ctx, signal, log);
         results.push({ ...r, target: d.target, archive: d.archive });
         doneBefore += d.virtualSize;
       }
