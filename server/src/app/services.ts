@@ -47,7 +47,7 @@ export interface ServiceDeps {
   clock?: Clock;
   fs?: FileSystem;
   /** Job system, scheduler and notification settings; default: embedded with the default limits. */
-  config?: Pick<Config, 'dr' | 'jobs' | 'scheduler' | 'hooks' | 'redisUrl' | 'publicUrl' | 'dataDir' | 'ssh' | 'inventory' | 'vmShutdownTimeoutSeconds'>;
+  config?: Pick<Config, 'dr' | 'jobs' | 'scheduler' | 'hooks' | 'redisUrl' | 'publicUrl' | 'dataDir' | 'ssh' | 'inventory' | 'vmShutdownTimeoutSeconds' | 'compactIntervalHours'>;
   /** Backroll's SSH client keys (`<data dir>/ssh`, SshKeyStore); without them hosts cannot be reached. */
   sshKeys?: ClientKeys | null;
   logger?: JobLogger;
@@ -126,7 +126,7 @@ export function createServices(deps: ServiceDeps) {
   });
   jobs.lifecycle.setEndListener(new TaskNotifications({ lookup: new TaskPolicyLookup(deps.db), hooks, notifier, publicUrl: config.publicUrl, logger }));
   // The backup side: vm.backup, pool.backup, restore-point.delete, repository.verify.
-  const backupModule = createBackupModule({ db: deps.db, dataDir: config.dataDir, clock, hosts: { executor: (h) => hostConnections.pool.executor(h.id) }, cloudStack });
+  const backupModule = createBackupModule({ db: deps.db, dataDir: config.dataDir, clock, hosts: { executor: (h) => hostConnections.pool.executor(h.id) }, compactIntervalMs: (config.compactIntervalHours ?? 24) * 3_600_000, cloudStack });
   const backups = new BackupService(backupModule, jobs.tasks);
   registerBackupHandlers(jobs.tasks, backupModule, backups);
   // The restore side: vm.restore (in place, as a new VM, to a directory) and disk downloads.

@@ -37,6 +37,7 @@ import { configArchiveName, diskArchiveName, groupByEpoch, isOverlayPath, overla
 import type { RepositoryStore } from './repository-store.js';
 import type { RestorePointDisk, RestorePointRecord, RestorePointRepository } from './restore-point.repository.js';
 import { pruneRestorePoints } from './retention.js';
+import { compactionDecision, DEFAULT_COMPACT_INTERVAL_HOURS, type CompactionLedger } from './compaction.js';
 
 export interface VmBackupPayload {
   vmId: string;
@@ -69,6 +70,10 @@ export interface BackupEngineDeps {
   pull: PullBackup;
   /** VM lock lease. Default: VmLocks' (the default task lease, 30 s). */
   lockLeaseMs?: number;
+  /** When each repository was compacted (compaction.ts). */
+  compactions: CompactionLedger;
+  /** Minimum time between two compactions of a repository by backups. Default 24 h; 0: whenever archives were deleted. */
+  compactIntervalMs?: number;
   /** The pools' CloudStack connectors: VMs CloudStack stopped are backed up from their volumes. */
   cloudStack?: Pick<CloudStackAccess, 'requireClient' | 'settledInstance' | 'volumeDisks'>;
 }
@@ -330,7 +335,10 @@ export class BackupEngine {
         if (failure !== null || commitErrors.length > 0) {
           if (created.length > 0) {
             await this.deps.borg.deleteArchives(access, created).then(
-              () => log('info', `removed the incomplete restore point's archives ${created.join(', ')}`),
+              async () => {
+                await this.deps.compactions.deleted(access.repo, this.deps.clock.now()).catch(() => undefined);
+                await log('info', `removed the incomplete restore point's archives ${created.join(', ')}`);
+              },
               (e: unknown) => log('warn', `could not remove the incomplete archives ${created.join(', ')}: ${(e as Error).message}`),
             );
           }
@@ -370,9 +378,8 @@ export class BackupEngine {
         await this.deps.restorePoints.insert(record);
         await log('info', `restore point ${record.id} (epoch ${epoch}): ${record.archives.join(', ')}; ${readSummary(readInfo!.mode, readInfo!.bytesRead, disks.reduce((s, d) => s + (d.chain[0]?.virtualSize ?? d.size), 0))}${readInfo!.mode === 'full' && readInfo!.reason ? ` (${readInfo!.reason})` : ''}, ${record.deduplicatedSize} bytes new after deduplication`);
         ctx.progress({ percent: 100, step: 'prune' });
-        const pruned = await this.applyRetention(vm.id, access, policy, log);
-        ctx.progress({ step: 'compact' });
-        await this.deps.borg.compact(access);
+        const pruned = await this.applyRetention(vm.id, access, policy, [...existing.map((a) => a.name), ...created], log);
+        await this.maybeCompact(access, ctx, log);
         return {
           restorePointId: record.id,
           epoch,
@@ -683,16 +690,37 @@ export class BackupEngine {
     }
   }
 
-  /** Prunes every archive series per the policy, then drops the index rows of pruned restore points. */
-  private async applyRetention(vmId: string, access: RepoAccess, policy: PolicyTable, log: Log): Promise<number[]> {
+  /**
+   * Prunes whole restore points per the policy, then drops the index rows of restore points whose
+   * archives are gone. `names`: the repository's archives now (listed at the start under the VM's
+   * lock, plus this backup's), so no borg process lists them again.
+   */
+  private async applyRetention(vmId: string, access: RepoAccess, policy: PolicyTable, names: readonly string[], log: Log): Promise<number[]> {
     const rules = { daily: policy.retention_daily, weekly: policy.retention_weekly, monthly: policy.retention_monthly, yearly: policy.retention_yearly };
     // One decision for whole restore points (every archive of an epoch), never borg prune per archive series.
-    const plan = await pruneRestorePoints(this.deps.borg, access, rules);
+    const plan = await pruneRestorePoints(this.deps.borg, access, rules, names);
+    if (plan.prune.length > 0) await this.deps.compactions.deleted(access.repo, this.deps.clock.now());
     await log('info', `retention (daily ${rules.daily}, weekly ${rules.weekly}, monthly ${rules.monthly}, yearly ${rules.yearly}) keeps ${plan.keep.length} restore point(s), prunes ${plan.prune.length}${plan.prune.length > 0 ? ` (epochs ${plan.prune.map((p) => p.epoch).join(', ')})` : ''}`);
-    const left = new Set(groupByEpoch((await this.deps.borg.list(access)).map((a) => a.name)).map((g) => g.epoch));
+    const deleted = new Set(plan.prune.flatMap((p) => p.archives));
+    const left = new Set(groupByEpoch(names.filter((n) => !deleted.has(n))).map((g) => g.epoch));
     const gone = (await this.deps.restorePoints.listByVm(vmId)).filter((rp) => rp.repository === access.repo && !left.has(rp.epoch));
     await this.deps.restorePoints.deleteByIds(gone.map((rp) => rp.id));
     return gone.map((rp) => rp.epoch).sort((a, b) => a - b);
+  }
+
+  /** `borg compact` when archives were deleted since the last one and it is old enough (compaction.ts). */
+  private async maybeCompact(access: RepoAccess, ctx: TaskContext, log: Log): Promise<void> {
+    const now = this.deps.clock.now();
+    const decision = compactionDecision(await this.deps.compactions.state(access.repo), now, this.deps.compactIntervalMs ?? DEFAULT_COMPACT_INTERVAL_HOURS * 3_600_000);
+    if (!decision.compact) {
+      await log('info', `no compaction: ${decision.why}`);
+      return;
+    }
+    ctx.progress({ step: 'compact' });
+    const t0 = Date.now();
+    await this.deps.borg.compact(access);
+    await this.deps.compactions.compacted(access.repo, this.deps.clock.now());
+    await log('info', `repository compacted (${decision.why}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }
 }
 

@@ -80,7 +80,10 @@ export function registerBackupHandlers(tasks: HandlerRegistrar, mod: BackupModul
           const doomed = rp.archives.filter((a) => present.has(a));
           await ctx.log('info', `deleting ${doomed.length} archive(s) of restore point ${rp.id} (epoch ${rp.epoch}): ${doomed.join(', ')}`);
           await mod.borg.deleteArchives(access, doomed, { signal: ctx.signal });
+          if (doomed.length > 0) await mod.compactions.deleted(access.repo, mod.clock.now());
+          // The operator asked for the space: compact now, whatever the backups' interval.
           await mod.borg.compact(access, { signal: ctx.signal });
+          await mod.compactions.compacted(access.repo, mod.clock.now());
         } else {
           await ctx.log('warn', `the repository ${rp.repository} is gone: only the index entry is removed`);
         }

@@ -340,6 +340,9 @@ describe.skipIf(skip)(`incremental backups (changed-block tracking) against the 
     dayOffset += 1;
     const last = await backup();
     expect(last.res.pruned.length).toBeGreaterThanOrEqual(2);
+    const logOf = (x: { ctx: { lines: Array<{ message: string }> } }) => x.ctx.lines.map((l) => l.message).join('\n');
+    // Deleted, and the last compaction (the earlier prune test's, if it ran) is days old on the test's clock: compacted now.
+    expect(logOf(last)).toMatch(/repository compacted \(archives were deleted and (the last compaction was \d+ h ago|the repository was never compacted by Backroll)\)/);
     const left = await mod.restorePoints.listByVm(vmId);
     expect(left.map((x) => x.id)).toEqual([last.res.restorePointId]);
     expect(extractRaw(diskArchive(last.res.archives)).equals(model)).toBe(true);
@@ -349,6 +352,9 @@ describe.skipIf(skip)(`incremental backups (changed-block tracking) against the 
     write(3, 1, 0xc3);
     const after = await backup();
     expect((await rp(after.res.restorePointId)).readMode).toBe('incremental');
+    // It pruned its base (same day, daily 1), but the last compaction is minutes old: deferred (default interval 24 h).
+    expect(after.res.pruned).toEqual([last.res.epoch]);
+    expect(logOf(after)).toMatch(/no compaction: the last compaction was \d+ min ago \(interval 24 h\)/);
     expect(extractRaw(diskArchive(after.res.archives)).equals(model)).toBe(true);
     // The periodic full (default policy: every 30 days), counted from the chain's full read.
     dayOffset += 31;
@@ -357,6 +363,10 @@ describe.skipIf(skip)(`incremental backups (changed-block tracking) against the 
     expect(rpp.readMode).toBe('full');
     expect(rpp.fullReason).toMatch(/periodic full read \(the last full read was 3\d days ago; the policy reads everything every 30 days\)/);
     expect(extractRaw(diskArchive(periodic.res.archives)).equals(model)).toBe(true);
+    // 31 days later: what the deferred compaction left is reclaimed now, and the repository is sound.
+    expect(periodic.res.pruned).toEqual([after.res.epoch]);
+    expect(logOf(periodic)).toMatch(/repository compacted \(archives were deleted and the last compaction was \d+ h ago\)/);
+    expect(spawnSync('borg', ['check', '--verify-data', repo()], { env: borgEnv(), encoding: 'utf8' }).status).toBe(0);
   }, 300_000);
 
   it('QEMU killed (-9): the bitmap is inconsistent, the incremental job is refused, the backup reads everything and says why', async () => {

@@ -8,6 +8,7 @@ import type { CloudStackAccess } from '../cloudstack/cloudstack-access.js';
 import { ImageWriter } from '../adapters/borg/image-writer.js';
 import { BackupEngine } from './backup.engine.js';
 import { PullBackup } from './incremental.js';
+import { CompactionLedger } from './compaction.js';
 import { BackupLookup } from './backup.lookup.js';
 import { defaultSshKeyPath, sshHostAccess, type HostAccess } from './host-access.js';
 import { RepositoryStore } from './repository-store.js';
@@ -22,6 +23,8 @@ export interface BackupModuleDeps {
   hosts?: HostAccess;
   sshKeyPath?: string;
   lockLeaseMs?: number;
+  /** BACKROLL_COMPACT_INTERVAL_HOURS in ms (compaction.ts). Default 24 h. */
+  compactIntervalMs?: number;
   /** The pools' CloudStack connectors (VMs CloudStack stopped; stop/start through CloudStack on restores). */
   cloudStack?: CloudStackAccess;
 }
@@ -35,9 +38,10 @@ export function createBackupModule(deps: BackupModuleDeps) {
   const locks = new VmLocks(deps.db, clock, { leaseMs: deps.lockLeaseMs });
   const restorePoints = new RestorePointRepository(deps.db);
   const store = new RepositoryStore(deps.dataDir, borg);
+  const compactions = new CompactionLedger(deps.db);
   const pull = new PullBackup({ borg, writer: new ImageWriter(borg, runner), runner, restorePoints });
-  const engine = new BackupEngine({ clock, dataDir: deps.dataDir, borg, runner, hosts, locks, lookup, restorePoints, store, pull, lockLeaseMs: deps.lockLeaseMs, cloudStack: deps.cloudStack });
-  return { clock, borg, lookup, hosts, locks, restorePoints, store, engine, runner, dataDir: deps.dataDir, cloudStack: deps.cloudStack ?? null };
+  const engine = new BackupEngine({ clock, dataDir: deps.dataDir, borg, runner, hosts, locks, lookup, restorePoints, store, pull, lockLeaseMs: deps.lockLeaseMs, compactions, compactIntervalMs: deps.compactIntervalMs, cloudStack: deps.cloudStack });
+  return { clock, borg, lookup, hosts, locks, restorePoints, store, engine, compactions, runner, dataDir: deps.dataDir, cloudStack: deps.cloudStack ?? null };
 }
 
 export type BackupModule = ReturnType<typeof createBackupModule>;

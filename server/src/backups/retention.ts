@@ -107,9 +107,12 @@ export interface PruneBorg<A> {
   deleteArchives(access: A, archives: readonly string[]): Promise<void>;
 }
 
-/** Applies `retentionPlan` to a repository: deletes the archives of every pruned restore point in one `borg delete`. */
-export async function pruneRestorePoints<A>(borg: PruneBorg<A>, access: A, rules: RetentionRules): Promise<RetentionPlan> {
-  const plan = retentionPlan((await borg.list(access)).map((a) => a.name), rules);
+/**
+ * Applies `retentionPlan` to a repository: deletes the archives of every pruned restore point in one `borg delete`.
+ * `names`: the repository's archives when the caller knows them (it holds the VM's lock and listed them); else listed here.
+ */
+export async function pruneRestorePoints<A>(borg: PruneBorg<A>, access: A, rules: RetentionRules, names?: readonly string[]): Promise<RetentionPlan> {
+  const plan = retentionPlan(names ?? (await borg.list(access)).map((a) => a.name), rules);
   await borg.deleteArchives(access, plan.prune.flatMap((p) => p.archives));
   return plan;
 }

@@ -105,6 +105,8 @@ export interface Config {
   console: { webDir?: string; storageSampleIntervalSeconds: number };
   /** Seconds a restore waits for a guest to shut down (ACPI) before powering it off. */
   vmShutdownTimeoutSeconds: number;
+  /** Minimum hours between two compactions of a repository by backups (backups/compaction.ts). */
+  compactIntervalHours: number;
   /** The daily self-backup of Backroll's database and keys into every storage (server/src/dr/). */
   dr: { passphraseFile?: string; selfBackupHours: number; selfBackupKeep: number };
 }
@@ -151,6 +153,7 @@ export const CONFIG_VARIABLES: Record<string, string> = {
   BACKROLL_SSH_CONNECT_TIMEOUT_SECONDS: 'SSH connect + handshake + authentication limit per host; default 15',
   BACKROLL_SSH_IDLE_SECONDS: 'an SSH connection to a host unused for this long is closed; default 60',
   BACKROLL_HOST_COMMAND_TIMEOUT_SECONDS: 'limit of one inventory command (virsh, qemu-img) on a host, killed after it; default 30',
+  BACKROLL_COMPACT_INTERVAL_HOURS: 'minimum hours between two borg compactions of a repository by backups (only when archives were deleted since the last one; 0: every time); default 24',
   BACKROLL_VM_SHUTDOWN_TIMEOUT_SECONDS: 'seconds a restore in place waits for the guest to shut down before powering it off; default 120',
   BACKROLL_DR_PASSPHRASE_FILE: 'file holding the passphrase of the daily self-backup (database and keys, encrypted) into <storage>/.backroll/; unset = no self-backup',
   BACKROLL_DR_SELF_BACKUP_HOURS: 'hours between self-backups; 0 = off; default 24',
@@ -298,6 +301,7 @@ export function loadConfig(env: Env, cwd: string = process.cwd()): Config {
     metrics: bool('BACKROLL_METRICS', true),
     redisUrl,
     vmShutdownTimeoutSeconds: int('BACKROLL_VM_SHUTDOWN_TIMEOUT_SECONDS', 120, 0, 3600),
+    compactIntervalHours: int('BACKROLL_COMPACT_INTERVAL_HOURS', 24, 0, 24 * 365),
     dr: {
       passphraseFile: env.BACKROLL_DR_PASSPHRASE_FILE?.trim() ? path.resolve(cwd, env.BACKROLL_DR_PASSPHRASE_FILE.trim()) : undefined,
       selfBackupHours: int('BACKROLL_DR_SELF_BACKUP_HOURS', 24, 0, 24 * 365),

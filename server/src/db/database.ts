@@ -15,6 +15,7 @@ import * as m0007 from './migrations/0007_console.js';
 import * as m0008 from './migrations/0008_incremental.js';
 import * as m0009 from './migrations/0009_cloudstack_inventory.js';
 import * as m0010 from './migrations/0010_host_disk_access.js';
+import * as m0011 from './migrations/0011_repository_compactions.js';
 import type { Database } from './schema.js';
 
 export type Db = Kysely<Database>;
@@ -30,6 +31,7 @@ const migrations: Record<string, Migration> = {
   '0008_incremental': m0008,
   '0009_cloudstack_inventory': m0009,
   '0010_host_disk_access': m0010,
+  '0011_repository_compactions': m0011,
 };
 
 class StaticMigrationProvider implements MigrationProvider {

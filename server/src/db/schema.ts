@@ -247,6 +247,15 @@ export interface HookDeliveryTable {
   at: string;
 }
 
+/** 0011: compaction bookkeeping per borg repository (backups/compaction.ts). */
+export interface RepositoryCompactionTable {
+  repository_key: string;
+  repository: string;
+  compacted_at: string | null;
+  /** When archives were first deleted since the last compaction; null: nothing to reclaim. */
+  deleted_since: string | null;
+}
+
 export interface Database {
   storages: StorageTable;
   hooks: HookTable;
@@ -264,6 +273,7 @@ export interface Database {
   vm_locks: VmLockTable;
   storage_usage_samples: StorageUsageSampleTable;
   hook_deliveries: HookDeliveryTable;
+  repository_compactions: RepositoryCompactionTable;
 }
 
 // Keep Generated referenced for future auto columns without changing imports.
