@@ -249,6 +249,9 @@ export interface Dashboard {
   gettingStarted: { storage: boolean; policy: boolean; pool: boolean; host: boolean; hostConnected: boolean; firstBackup: boolean; complete: boolean };
 }
 
+/** How backups read a host's VM disks: mounted storage on the worker, through the host over SSH, or auto (mount when readable). */
+export type DiskAccess = 'auto' | 'mount' | 'ssh';
+
 export interface Host {
   id: string;
   name: string;
@@ -258,6 +261,7 @@ export interface Host {
   poolId: string | null;
   tags: string[];
   libvirtUri: string;
+  diskAccess: DiskAccess;
   hostKeyFingerprint: string | null;
   connection: { state: 'unknown' | 'connected' | 'failed'; errorCode: string | null; message: string | null; lastSeenAt: Iso | null };
   createdAt: Iso;

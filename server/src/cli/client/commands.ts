@@ -28,6 +28,18 @@ interface Vm {
   present?: boolean;
   systemVm?: boolean;
 }
+interface Host {
+  id: string;
+  name: string;
+  address: string;
+  sshPort: number;
+  username: string;
+  poolId: string | null;
+  diskAccess?: string;
+  connection: { state: string; errorCode: string | null };
+}
+/** How backups read a host's VM disks (the host's `diskAccess`; docs/incremental.md, "Reading over SSH"). */
+export const DISK_ACCESS = ['auto', 'mount', 'ssh'] as const;
 interface RestorePoint {
   id: string;
   epoch: number;
@@ -55,6 +67,27 @@ async function findVm(api: ApiClient, ref: string): Promise<Vm> {
   if (exact.length === 1) return exact[0]!;
   if (exact.length > 1) throw new CliError(`several VMs are named "${ref}" (on different hosts): use its id (${exact.map((v) => v.id).join(', ')})`, EXIT.usage);
   throw new CliError(`no VM named "${ref}" in the inventory; run \`backroll vm list\` (or refresh the inventory)`, EXIT.notFound);
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** A host by id or name; a name that matches no host is tried as an address (ambiguous when several hosts share it). */
+async function findHost(api: ApiClient, ref: string): Promise<Host> {
+  if (UUID.test(ref)) {
+    try {
+      return await api.request<Host>('GET', `/api/v2/hosts/${ref}`);
+    } catch (err) {
+      if (!(err instanceof CliError) || err.exitCode !== EXIT.notFound) throw err;
+    }
+  }
+  const page = await api.request<Page<Host>>('GET', `/api/v2/hosts?limit=500`);
+  const named = page.items.filter((h) => h.name === ref);
+  const matches = named.length > 0 ? named : page.items.filter((h) => h.address === ref);
+  if (matches.length === 1) return matches[0]!;
+  if (matches.length > 1) {
+    throw new CliError(`several hosts have the address "${ref}": use the name or id of one (${matches.map((h) => `${h.name} ${h.id}`).join(', ')})`, EXIT.usage);
+  }
+  throw new CliError(`no host named "${ref}"; list them with \`backroll host list\``, EXIT.notFound);
 }
 
 async function findRestorePoint(api: ApiClient, vm: Vm, ref: string): Promise<RestorePoint> {
@@ -151,6 +184,56 @@ export function registerClientCommands(program: Command): void {
         const v = await findVm(api, ref);
         const page = await api.request<Page<RestorePoint & { originalSize?: number; deduplicatedSize?: number; read?: ReadLike }>>('GET', `/api/v2/virtual-machines/${v.id}/restore-points`);
         out(table(['ID', 'EPOCH', 'CREATED', 'SIZE', 'DEDUPLICATED', 'READ'], page.items.map((r) => [r.id, r.epoch, r.createdAt, formatBytes(r.originalSize), formatBytes(r.deduplicatedSize), readSummary(r.read)])));
+      }),
+    );
+
+  const host = program.command('host').description('KVM hosts (API client)');
+  host
+    .command('list')
+    .description('list the hosts: address, pool, connection state and how backups read their disks')
+    .option('--pool <pool>', 'only the hosts of this pool (name or id)')
+    .action(
+      action(async (opts: { pool?: string }) => {
+        const api = client();
+        const pools = await api.request<Page<{ id: string; name: string }>>('GET', `/api/v2/pools?limit=500`);
+        const q = new URLSearchParams({ limit: '500' });
+        if (opts.pool !== undefined) {
+          const pool = pools.items.find((p) => p.id === opts.pool || p.name === opts.pool);
+          if (!pool) throw new CliError(`no pool "${opts.pool}"`, EXIT.notFound);
+          q.set('poolId', pool.id);
+        }
+        const page = await api.request<Page<Host>>('GET', `/api/v2/hosts?${q}`);
+        const poolName = (id: string | null) => pools.items.find((p) => p.id === id)?.name ?? id ?? '';
+        out(
+          table(
+            ['ID', 'NAME', 'ADDRESS', 'POOL', 'STATE', 'DISK ACCESS'],
+            page.items.map((h) => [
+              h.id,
+              h.name,
+              `${h.username}@${h.address}${h.sshPort === 22 ? '' : `:${h.sshPort}`}`,
+              poolName(h.poolId),
+              h.connection.errorCode ? `${h.connection.state} (${h.connection.errorCode})` : h.connection.state,
+              h.diskAccess ?? '?',
+            ]),
+          ),
+        );
+        if (page.total > page.items.length) out(`(${page.items.length} of ${page.total})`);
+      }),
+    );
+  host
+    .command('set <host>')
+    .description('change a host (name or id): how backups read its VM disks')
+    .option('--disk-access <mode>', 'auto (mounted storage when every disk is readable on the worker, else SSH) | mount (the VM storage is mounted on the worker at the host\'s paths) | ssh (through the host: qcow2 disks without backing file)')
+    .action(
+      action(async (ref: string, opts: { diskAccess?: string }) => {
+        if (opts.diskAccess === undefined) throw new CliError(`nothing to change: give --disk-access <${DISK_ACCESS.join('|')}>`, EXIT.usage);
+        if (!(DISK_ACCESS as readonly string[]).includes(opts.diskAccess)) {
+          throw new CliError(`--disk-access must be one of ${DISK_ACCESS.join(', ')} (got "${opts.diskAccess}")`, EXIT.usage);
+        }
+        const api = client();
+        const h = await findHost(api, ref);
+        const saved = await api.request<Host>('PATCH', `/api/v2/hosts/${h.id}`, { diskAccess: opts.diskAccess });
+        out(`host ${saved.name}: disk access ${h.diskAccess ?? '?'} -> ${saved.diskAccess ?? '?'}`);
       }),
     );
 

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { flushPromises } from '@vue/test-utils';
+import { NSelect } from 'naive-ui';
 import HostsView from './HostsView.vue';
 import { setMeForTests } from '../../auth';
 import { $, $$, mockApi, mountPage, signInAs, type, until } from '../../components/admin/testing';
@@ -17,6 +18,7 @@ const host = (over: Record<string, unknown> = {}) => ({
   poolId: POOL.id,
   tags: [],
   libvirtUri: 'qemu:///system',
+  diskAccess: 'auto',
   hostKeyFingerprint: null,
   connection: { state: 'unknown', errorCode: null, message: null, lastSeenAt: null },
   createdAt: '2026-12-02T10:00:00.000Z',
@@ -77,6 +79,7 @@ describe('HostsView', () => {
       username: 'backroll',
       poolId: POOL.id,
       libvirtUri: 'qemu:///system',
+      diskAccess: 'auto',
       tags: [],
     });
     expect($('[data-test="install-command"]')!.textContent).toContain('authorized_keys');
@@ -104,6 +107,48 @@ describe('HostsView', () => {
     expect($('[data-test="host-fingerprint"]')!.textContent).toBe(NEW);
     expect($('[data-test="host-connection"] [data-state]')!.getAttribute('data-state')).toBe('connected');
     expect($('[data-test="host-connection"]')!.textContent).not.toContain('never');
+  });
+
+  it('adds a host read through SSH: the disk access chosen in the wizard is sent and shown once connected', async () => {
+    signInAs('admin');
+    let hosts: unknown[] = [];
+    const api = mockApi({
+      'GET /hosts': () => ({ body: page(hosts) }),
+      'GET /pools': { body: page([POOL]) },
+      'GET /virtual-machines/rows': { body: page([]) },
+      'POST /hosts': (call) => {
+        hosts = [host({ ...(call.body as object) })];
+        return { status: 201, body: hosts[0] };
+      },
+      'GET /ssh/public-keys': { body: KEYS },
+      'POST /hosts/:id/connect': () => ({
+        body: { ...(hosts[0] as object), hostKeyFingerprint: NEW, connection: { state: 'connected', errorCode: null, message: null, lastSeenAt: '2026-12-02T14:00:00.000Z' } },
+      }),
+    });
+    const { wrapper } = await mountPage(HostsView, '/hosts', '/hosts');
+    $('[data-test="host-add"]')!.click();
+    await until(() => expect($('input[data-test="host-address"]')).not.toBeNull());
+    type($('input[data-test="host-address"]'), '10.0.0.5');
+
+    // the three choices, each with its one-line help; auto until the operator picks another
+    // (the option list of a naive-ui select does not render in happy-dom: pick the option as the select would)
+    const select = wrapper.findAllComponents(NSelect).find((c) => c.attributes('data-test') === 'host-disk-access')!;
+    expect(select.props('value')).toBe('auto');
+    expect((select.props('options') as Array<{ value: string; label: string }>).map((o) => [o.value, o.label])).toEqual([
+      ['auto', 'Auto — mounted storage when readable here, otherwise through the host over SSH'],
+      ['mount', "Mounted storage — the VM storage is mounted on the worker at the host's paths"],
+      ['ssh', 'Through the host (SSH) — no mount needed; qcow2 disks without backing file'],
+    ]);
+    select.vm.$emit('update:value', 'ssh');
+    await flushPromises();
+    $('[data-test="host-wizard-next"]')!.click();
+
+    await until(() => expect(api.find('POST', '/hosts')).toHaveLength(1));
+    expect(api.find('POST', '/hosts')[0]!.body).toMatchObject({ address: '10.0.0.5', diskAccess: 'ssh' });
+    await until(() => expect($('[data-test="host-connect"]')).not.toBeNull());
+    $('[data-test="host-connect"]')!.click();
+    await until(() => expect($('[data-test="host-connected-disk-access"]')).not.toBeNull());
+    expect($('[data-test="host-connected-disk-access"]')!.textContent).toBe('Through the host (SSH)');
   });
 
   it('a changed host key shows the red banner with the presented fingerprint; re-trust after confirmation sends it', async () => {
