@@ -9,7 +9,7 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { Borg, RepoAccess } from '../adapters/borg/borg.js';
 import { CreateProgressTracker, type BorgEvent } from '../adapters/borg/log-json.js';
-import { parseDomainXml, type DomainDisk } from '../adapters/libvirt/domain-xml.js';
+import { parseDomainXml, type DomainDisk, type DomainInfo } from '../adapters/libvirt/domain-xml.js';
 import { DomainSnapshots } from '../adapters/libvirt/snapshots.js';
 import { LibvirtErrorCode } from '../adapters/libvirt/libvirt-errors.js';
 import { DomainBackupJobs } from '../adapters/libvirt/backup-job.js';
@@ -179,17 +179,20 @@ export class BackupEngine {
         let inactiveXml: string | null = null;
         let info: { name: string; disks: DomainDisk[] };
         let state: DomainState;
+        let knownCheckpoints: string[] | null = null;
         if (stopped) {
           const volumes = await stopped.access.volumeDisks(stopped.client, stopped.instance, { check: true, signal });
           info = { name: vm.name, disks: volumes.map(asDomainDisk) };
           state = 'shut off';
           await log('info', `${vm.name} is stopped in CloudStack (instance ${stopped.info.id}), so libvirt does not have it: backing up its volumes ${volumes.map((v) => `${v.volumeName} (${v.type})`).join(', ')} from the primary storage`);
         } else {
-          await this.preflight(dom, vm.uuid, log, vm.id);
+          const seen = await this.preflight(dom, vm.uuid, log, vm.id);
           signal.throwIfAborted();
+          knownCheckpoints = seen.checkpoints;
           inactiveXml = await dom.virsh.domainXml(vm.uuid, { inactive: true });
-          info = parseDomainXml(await dom.virsh.domainXml(vm.uuid));
-          state = await dom.virsh.domainState(vm.uuid);
+          // What the pre-flight read is still true when it changed nothing (the VM's lock is held); else read again.
+          info = seen.unchanged ? seen.info : parseDomainXml(await dom.virsh.domainXml(vm.uuid));
+          state = seen.unchanged ? seen.state : await dom.virsh.domainState(vm.uuid);
         }
         signal.throwIfAborted();
         const live = LIVE.has(state);
@@ -235,7 +238,7 @@ export class BackupEngine {
           await log('info', `full read: ${offlineReason}`);
         } else if (notPull === null) {
           pullBase = await this.deps.pull.chooseBase(
-            { vmId: vm.id, uuid: vm.uuid, repo, disks: pullPlan, archives: new Set(existing.map((a) => a.name)), fullEveryDays: policy.full_every_days ?? 30, nowEpoch: epoch, jobs: dom.jobs },
+            { vmId: vm.id, uuid: vm.uuid, repo, disks: pullPlan, archives: new Set(existing.map((a) => a.name)), fullEveryDays: policy.full_every_days ?? 30, nowEpoch: epoch, jobs: dom.jobs, knownCheckpoints },
             log,
           );
         } else {
@@ -256,6 +259,7 @@ export class BackupEngine {
         const snapshotted: PlannedDisk[] = [];
         let failure: unknown = null;
         let readInfo: ReadInfo | null = null;
+        let snapshotAttempted = false;
         try {
           if (pullBase !== null || offlineReason !== null) {
             const reach = this.reach(dom, viaSsh);
@@ -285,6 +289,7 @@ export class BackupEngine {
               });
             }
           } else if (live) {
+            snapshotAttempted = true;
             await this.snapshot(dom, vm, policy, disks, epoch, log, ctx.taskId);
             snapshotted.push(...disks.filter((d) => d.overlay !== null));
           } else {
@@ -330,7 +335,8 @@ export class BackupEngine {
         // Never leave the VM on an overlay: after success, failure and cancellation alike. What is
         // on an overlay is read from the domain, not from `snapshotted`: a snapshot that libvirt
         // took but whose step then failed (a lost answer, a log write) must be merged back too.
-        const onOverlay = live ? await this.onOverlays(dom, vm.uuid, disks, snapshotted, log) : [];
+        // (A pull-mode read never puts the VM on an overlay: nothing to look at then.)
+        const onOverlay = live && snapshotAttempted ? await this.onOverlays(dom, vm.uuid, disks, snapshotted, log) : [];
         const commitErrors = await this.commitAll(dom, vm.uuid, onOverlay, log, ctx.taskId);
         if (failure !== null || commitErrors.length > 0) {
           if (created.length > 0) {
@@ -638,9 +644,16 @@ export class BackupEngine {
    * (block-commit when it runs; qemu-img commit + redefinition when it is shut off) and
    * removed; overlay files next to its disks that no domain of the host uses are deleted.
    */
-  private async preflight(dom: Domain, uuid: string, log: Log, vmId: string | null = null): Promise<void> {
+  private async preflight(dom: Domain, uuid: string, log: Log, vmId: string | null = null): Promise<{ info: DomainInfo; state: DomainState; unchanged: boolean; checkpoints: string[] | null }> {
     const info = await dom.virsh.domainInfo(uuid);
     const state = await dom.virsh.domainState(uuid);
+    let unchanged = true;
+    // One listing per directory for the whole pre-flight (job directories, then stale overlays).
+    const listings = new Map<string, Promise<string[]>>();
+    const listDir = (d: string) => {
+      if (!listings.has(d)) listings.set(d, dom.jobs.listDir(d));
+      return listings.get(d)!;
+    };
     const bases: string[] = [];
     for (const disk of info.disks) {
       if (!disk.path) continue;
@@ -651,6 +664,7 @@ export class BackupEngine {
       const overlay = disk.path;
       const base = disk.backingChain[0]?.path ?? (await imageChain(this.deps.runner, overlay, {}, dom.onHost))[0]?.backingFilename ?? null;
       if (!base) throw new AppError('internal', 'BACKUP.OVERLAY_WITHOUT_BASE', `${disk.target} runs on the Backroll overlay ${overlay}, whose backing file is unknown`);
+      unchanged = false;
       await log('warn', `${disk.target}: a previous backup left the VM on its overlay ${overlay}: merging it back into ${base}`);
       if (LIVE.has(state)) {
         await this.commitOne(dom, uuid, disk.target, overlay, base, log);
@@ -665,14 +679,15 @@ export class BackupEngine {
       }
       bases.push(base);
     }
-    await this.deps.pull.cleanupLeftovers({ vmId, uuid, live: LIVE.has(state), diskPaths: bases, jobs: dom.jobs }, log);
+    const checkpoints = await this.deps.pull.cleanupLeftovers({ vmId, uuid, live: LIVE.has(state), diskPaths: bases, jobs: dom.jobs, listDir }, log);
+    const seen = { info, state, unchanged, checkpoints };
     const stale: string[] = [];
     for (const base of bases) {
       // Listed on the host (the worker may read over SSH without the storage mounted).
-      const names = await dom.jobs.listDir(path.dirname(base));
+      const names = await listDir(path.dirname(base));
       stale.push(...overlaysOfDisk(base, names));
     }
-    if (stale.length === 0) return;
+    if (stale.length === 0) return seen;
     const used = new Set<string>();
     for (const d of await dom.virsh.listDomains()) {
       for (const disk of await dom.virsh.diskChain(d.uuid)) {
@@ -688,6 +703,7 @@ export class BackupEngine {
       await dom.ops.removeFile(file);
       await log('info', `removed the stale overlay ${file}`);
     }
+    return seen;
   }
 
   /**

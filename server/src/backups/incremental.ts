@@ -150,7 +150,18 @@ export class PullBackup {
    * restart); a checkpoint that cannot be redefined is forgotten.
    */
   async chooseBase(
-    c: { vmId: string; uuid: string; repo: string; disks: readonly PullDiskPlan[]; archives: ReadonlySet<string>; fullEveryDays: number; nowEpoch: number; jobs: DomainBackupJobs },
+    c: {
+      vmId: string;
+      uuid: string;
+      repo: string;
+      disks: readonly PullDiskPlan[];
+      archives: ReadonlySet<string>;
+      fullEveryDays: number;
+      nowEpoch: number;
+      jobs: DomainBackupJobs;
+      /** The domain's checkpoint names when the caller just listed them (the pre-flight under the VM's lock). */
+      knownCheckpoints?: readonly string[] | null;
+    },
     log: Log,
   ): Promise<{ base: RestorePointRecord | null; reason: string | null }> {
     const all = (await this.deps.restorePoints.listByVm(c.vmId)).filter((rp) => rp.repository === c.repo && rp.readMode);
@@ -158,7 +169,7 @@ export class PullBackup {
     if (candidates.length === 0) return { base: null, reason: 'no earlier restore point with a checkpoint (first backup with changed-block tracking)' };
     const days = c.fullEveryDays;
     if (days <= 0) return { base: null, reason: 'the policy reads everything at every backup (full_every_days 0)' };
-    const known = new Set(await c.jobs.checkpoints(c.uuid));
+    const known = new Set(c.knownCheckpoints ?? (await c.jobs.checkpoints(c.uuid)));
     let reason: string | null = null;
     for (const rp of candidates) {
       const missing = rp.archives.filter((a) => !c.archives.has(a));
@@ -393,11 +404,14 @@ export class PullBackup {
    * Pre-flight after a crash: ends a backup job a dead worker left, removes its job
    * directories, and deletes Backroll checkpoints no restore point records (a failed backup's).
    */
-  async cleanupLeftovers(c: { vmId: string | null; uuid: string; live: boolean; diskPaths: readonly string[]; jobs: DomainBackupJobs }, log: Log): Promise<void> {
+  async cleanupLeftovers(
+    c: { vmId: string | null; uuid: string; live: boolean; diskPaths: readonly string[]; jobs: DomainBackupJobs; listDir?: (dir: string) => Promise<string[]> },
+    log: Log,
+  ): Promise<string[] | null> {
+    const listDir = c.listDir ?? ((d: string) => c.jobs.listDir(d));
     const dirs = new Set<string>();
-    for (const p of c.diskPaths) {
-      const dir = path.dirname(p);
-      for (const name of await c.jobs.listDir(dir)) if (JOB_DIR.test(name)) dirs.add(path.join(dir, name));
+    for (const dir of new Set(c.diskPaths.map((p) => path.dirname(p)))) {
+      for (const name of await listDir(dir)) if (JOB_DIR.test(name)) dirs.add(path.join(dir, name));
     }
     if (dirs.size > 0 && c.live && (await c.jobs.hasBackupJob(c.uuid).catch(() => false))) {
       await c.jobs.abort(c.uuid);
@@ -412,21 +426,25 @@ export class PullBackup {
       await c.jobs.removeDir(d);
       await log('info', `removed the leftover backup job directory ${d}`);
     }
-    if (c.vmId === null) return;
+    if (c.vmId === null) return null;
     let names: string[];
     try {
       names = await c.jobs.checkpoints(c.uuid);
     } catch {
-      return;
+      return null;
     }
     const recorded = new Set((await this.deps.restorePoints.listByVm(c.vmId)).map((rp) => rp.checkpointName).filter((n): n is string => !!n));
+    const left = new Set(names);
     for (const n of names.filter((x) => CHECKPOINT.test(x) && !recorded.has(x))) {
       try {
         await c.jobs.deleteCheckpoint(c.uuid, n);
+        left.delete(n);
         await log('info', `deleted checkpoint ${n}: no restore point records it (a failed or deleted backup)`);
       } catch (err) {
         await log('warn', `could not delete checkpoint ${n}: ${(err as Error).message}`);
       }
     }
+    // What libvirt knows now: the backup that follows chooses its base from it without asking again.
+    return [...left];
   }
 }

@@ -204,6 +204,8 @@ export class SshConnection implements SshExecutor {
 
       client.on('connect', () => {
         attempt.socketConnected = true;
+        // Many small request/answer exchanges (virsh, ls, tee): Nagle would hold each last segment for the peer's delayed ACK.
+        client.setNoDelay(true);
       });
       client.on('ready', () => {
         if (!attempt.seenKey) {
