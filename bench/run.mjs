@@ -5,7 +5,7 @@
  *   npm run bench                       # 1 GiB disk
  *   npm run bench -- --sizes 1,4        # a 1 GiB and a 4 GiB disk, one after the other
  *   npm run bench -- --size-gib 4       # same as --sizes 4
- *   npm run bench -- --no-restore --profile
+ *   npm run bench -- --no-restore --no-ssh --profile
  *
  * Per size: creates a running VM `bench-<random>` under kvmhost1 with a qcow2 (v3) disk of N GiB
  * of random data, then measures (warm page cache, same machine, same options: lz4):
@@ -17,6 +17,8 @@
  *     (through the guest's virtio device, so the dirty bitmap sees them)
  *   borg create of the changed file again vs Backroll backup again (incremental)
  *   restore in place (Backroll vm.restore) vs borg extract of the same archive
+ *   the read path: a full read through the backup job from the mounted path vs through the host
+ *     over SSH (host disk access ssh: NBD over a forwarded unix socket), then 1 % changed over SSH
  * Bytes read: for Backroll the restore point's read mode and bytes read; for borg create the
  * process's rchar (/proc/<pid>/io: every byte it read, the disk file and borg's own files).
  * Prints times, bytes read and the ratios the aims of issue 11 name. Everything it created
@@ -37,6 +39,7 @@ const argOf = (name) => (args.indexOf(name) >= 0 ? args[args.indexOf(name) + 1] 
 const sizes = (argOf('--sizes') ?? argOf('--size-gib') ?? process.env.BENCH_SIZE_GIB ?? '1').split(',').map(Number);
 if (sizes.some((x) => !(x > 0))) throw new Error('--sizes takes positive numbers of GiB, e.g. 1,4');
 const withRestore = !args.includes('--no-restore');
+const withSsh = !args.includes('--no-ssh');
 const profile = args.includes('--profile');
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
@@ -90,6 +93,8 @@ const timedContext = () => {
   return ctx;
 };
 const fmt = (s) => `${s.toFixed(2)} s`;
+/** The image writer's seconds in a backup: the sum over its disks' log lines "vda: full: … archive …: N bytes, M new, 4.3 s". */
+const writerSeconds = (ctx) => ctx.lines.map((l) => l.message).map((x) => /: (?:full|incremental): .* archive .*, ([\d.]+) s$/.exec(x)?.[1]).filter(Boolean).reduce((a, b) => a + Number(b), 0) || NaN;
 const mib = (b) => `${(b / MiB).toFixed(b < 100 * MiB ? 1 : 0)} MiB`;
 
 /**
@@ -210,6 +215,31 @@ async function benchOne(sizeGiB) {
         r.restoreError = err instanceof Error ? err.message : String(err);
       }
     }
+    if (withSsh) {
+      // The read path: the same full read through libvirt's backup job, from the mounted path and
+      // through the host over SSH (NBD over a unix socket forwarded on the pinned connection),
+      // then an incremental one over SSH. full_every_days 0 forces the full reads.
+      const hostId = (await db.selectFrom('virtual_machines').select('host_id').where('id', '=', vmId).executeTakeFirstOrThrow()).host_id;
+      const setPolicy = (days) => db.updateTable('policies').set({ full_every_days: days }).where('id', '=', inv.policyId).execute();
+      const setAccess = (mode) => db.updateTable('hosts').set({ disk_access: mode }).where('id', '=', hostId).execute();
+      await setPolicy(0);
+      await setAccess('mount');
+      const ctxMount = timedContext();
+      r.fullMount = await time(() => mod.engine.backupVm({ vmId }, ctxMount));
+      r.readMount = await readOf(r.fullMount.out);
+      await setAccess('ssh');
+      const ctxSsh = timedContext();
+      r.fullSsh = await time(() => mod.engine.backupVm({ vmId }, ctxSsh));
+      r.readSsh = await readOf(r.fullSsh.out);
+      r.writerMount = writerSeconds(ctxMount);
+      r.writerSsh = writerSeconds(ctxSsh);
+      await setPolicy(30);
+      scatteredGuestWrites(name, r.virtualBytes);
+      r.incSsh = await time(() => mod.engine.backupVm({ vmId }, timedContext()));
+      r.readIncSsh = await readOf(r.incSsh.out);
+      await setAccess('auto');
+      if (profile) console.log(`\n  full read over SSH, step by step:\n${ctxSsh.steps.map((x) => `    ${x}`).join('\n')}`);
+    }
     report(r);
     return r;
   } finally {
@@ -246,12 +276,19 @@ function report(r) {
   line('Backroll backup, after 1% changed', r.backroll2, `${r.read2.mode}, read ${mib(r.read2.bytesRead)} (${pct(r.read2.bytesRead)})`);
   line('borg extract', r.extract, `+ ${fmt(r.extractSync.s)} to fsync the extracted file`);
   if (r.restore) line('Backroll restore in place', r.restore);
+  if (r.fullSsh) {
+    const rate = (t, b) => `${(b / MiB / t.s).toFixed(0)} MiB/s`;
+    line('Backroll full read, mounted path', r.fullMount, `${r.readMount.mode}, read ${mib(r.readMount.bytesRead)}; read + archive ${fmt(r.writerMount)} = ${rate({ s: r.writerMount }, r.readMount.bytesRead)}`);
+    line('Backroll full read, through the host (SSH)', r.fullSsh, `${r.readSsh.mode}, read ${mib(r.readSsh.bytesRead)}; read + archive ${fmt(r.writerSsh)} = ${rate({ s: r.writerSsh }, r.readSsh.bytesRead)}`);
+    line('Backroll 1%-changed, through the host (SSH)', r.incSsh, `${r.readIncSsh.mode}, read ${mib(r.readIncSsh.bytesRead)} (${pct(r.readIncSsh.bytesRead)})`);
+  }
   else console.log(`  Backroll restore in place                    not measured (${withRestore ? r.restoreError : '--no-restore'})`);
   console.log('\n  ratios (aim)');
   console.log(`    Backroll 1%-changed / Backroll first       ${(r.backroll2.s / r.backroll1.s).toFixed(3)}  (≤ 0.1)`);
   console.log(`    bytes read by the 1%-changed backup        ${pct(r.read2.bytesRead)}  (≤ 5 %)`);
   console.log(`    Backroll first / borg create               ${(r.backroll1.s / r.borg1.s).toFixed(2)}  (≤ 1.10 at 4 GiB)`);
   console.log(`    Backroll 1%-changed / borg create of it    ${(r.backroll2.s / r.borg2.s).toFixed(2)}`);
+  if (r.fullSsh) console.log(`    full read over SSH / mounted path          ${(r.fullSsh.s / r.fullMount.s).toFixed(2)} (whole backup); ${(r.writerSsh / r.writerMount).toFixed(2)} (read + archive)`);
   if (r.restore) console.log(`    Backroll restore in place / borg extract   ${(r.restore.s / r.extract.s).toFixed(2)}  (≤ 1.3); / (borg extract + fsync) ${(r.restore.s / (r.extract.s + r.extractSync.s)).toFixed(2)}`);
   console.log(`    borg create / cat                          ${(r.borg1.s / r.cat.s).toFixed(1)}`);
   console.log(`\n  restore points: first ${r.backroll1.out.deduplicatedSize} B new, second ${r.backroll2.out.deduplicatedSize} B new (deduplicated)`);

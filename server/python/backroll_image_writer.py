@@ -22,17 +22,20 @@ allocation) come from `qemu-img map` on the same export.
 """
 import json
 import os
+import queue
 import socket
 import stat
 import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import datetime
 
 VERIFIED_BORG = ('1.2.4',)
 READ_BLOCK = 4 << 20
+READ_AHEAD = 4
 NBD_OPT_GO = 7
 NBD_REP_ACK = 1
 NBD_REP_INFO = 3
@@ -96,7 +99,9 @@ class Nbd:
             got += k
         return buf
 
-    def read(self, off, length):
+    def read_into(self, off, view):
+        """Reads len(view) bytes at `off` straight into `view` (a writable memoryview): no copy."""
+        length = len(view)
         self.handle += 1
         self.s.sendall(struct.pack('>IHHQQI', 0x25609513, 0, NBD_CMD_READ, self.handle, off, length))
         magic, err, handle = struct.unpack('>IIQ', self._recv(16))
@@ -104,7 +109,12 @@ class Nbd:
             raise Failure('BACKUP.NBD_FAILED', 'bad NBD reply')
         if err:
             raise Failure('BACKUP.NBD_FAILED', f'NBD read error {err} at offset {off}')
-        return self._recv(length)
+        got = 0
+        while got < length:
+            k = self.s.recv_into(view[got:], length - got)
+            if k == 0:
+                raise Failure('BACKUP.NBD_FAILED', 'the NBD connection closed')
+            got += k
 
     def close(self):
         try:
@@ -229,6 +239,7 @@ def main():
         def guest_bytes(gs, ge):
             """Guest data [gs, ge): zero extents are not read."""
             buf = bytearray(ge - gs)
+            view = memoryview(buf)
             pos = gs
             import bisect
             i = max(0, bisect.bisect_right(zeros, [gs, float('inf')]) - 1)
@@ -245,7 +256,7 @@ def main():
                 off = pos
                 while off < end:
                     n = min(end - off, 4 << 20)
-                    buf[off - gs:off - gs + n] = nbd.read(off, n)
+                    nbd.read_into(off, view[off - gs:off - gs + n])
                     read['bytes'] += n
                     off += n
                 pos = end
@@ -261,7 +272,8 @@ def main():
                     parts.append(os.pread(tfd, e - s, s))
                 else:
                     parts.append(guest_bytes(g + s - fo, g + e - fo))
-            return b''.join(parts)
+            # One part (the usual case inside the data area): no join, no copy.
+            return parts[0] if len(parts) == 1 else b''.join(parts)
 
         def to_read(ranges):
             """Guest bytes inside file ranges that are not zero extents."""
@@ -322,28 +334,74 @@ def main():
                 stats = archive.stats
                 chunks = []
                 last = 0.0
+                # The blocks to read, in plan order: up to 4 MiB each, cut on the chunk grid.
+                blocks = []
                 for s, e, c in plan:
-                    if c is not None:
-                        chunks.append(cache.chunk_incref(c.id, stats))
-                        continue
                     pos = s
-                    while pos < e:
-                        # Read up to 4 MiB at once, then cut it on the grid.
+                    while c is None and pos < e:
                         blk_end = min(e, max((pos // G + 1) * G, ((pos + READ_BLOCK) // G) * G))
-                        block = file_bytes(pos, blk_end)
-                        bpos = pos
-                        while bpos < blk_end:
-                            nxt = min(blk_end, (bpos // G + 1) * G)
-                            data = bytes(block[bpos - pos:nxt - pos])
-                            cid = key.id_hash(data)
-                            chunks.append(cache.add_chunk(cid, data, stats, wait=False))
-                            repository.async_response(wait=False)
-                            bpos = nxt
+                        blocks.append((pos, blk_end))
                         pos = blk_end
-                        now = time.monotonic()
-                        if now - last > 0.5:
-                            last = now
-                            emit({'type': 'progress', 'mode': mode, 'bytesToRead': bytes_to_read, 'bytesRead': read['bytes'], 'diskSize': vsize})
+                # A reader thread keeps READ_AHEAD blocks in flight: the NBD server (and the SSH
+                # forward) deliver the next blocks while this thread hashes, compresses and writes.
+                # Socket reads release the GIL, so the two overlap on separate cores.
+                ahead = queue.Queue(maxsize=READ_AHEAD)
+                stop = threading.Event()
+
+                def reader():
+                    try:
+                        for bs, be in blocks:
+                            if stop.is_set():
+                                return
+                            ahead.put((bs, be, file_bytes(bs, be)))
+                    except BaseException as err:  # handed to the main thread, raised there
+                        ahead.put((None, None, err))
+
+                producer = threading.Thread(target=reader, name='nbd-reader', daemon=True)
+                producer.start()
+                try:
+                    for s, e, c in plan:
+                        if c is not None:
+                            chunks.append(cache.chunk_incref(c.id, stats))
+                            continue
+                        pos = s
+                        while pos < e:
+                            bs, blk_end, block = ahead.get()
+                            if bs is None:
+                                raise block
+                            if bs != pos:
+                                raise Failure('BACKUP.NBD_FAILED', f'internal: block at {bs} read, {pos} expected')
+                            bpos = pos
+                            mv = memoryview(block)
+                            while bpos < blk_end:
+                                nxt = min(blk_end, (bpos // G + 1) * G)
+                                data = bytes(mv[bpos - pos:nxt - pos])
+                                cid = key.id_hash(data)
+                                chunks.append(cache.add_chunk(cid, data, stats, wait=False))
+                                repository.async_response(wait=False)
+                                bpos = nxt
+                            pos = blk_end
+                            now = time.monotonic()
+                            if now - last > 0.5:
+                                last = now
+                                emit({'type': 'progress', 'mode': mode, 'bytesToRead': bytes_to_read, 'bytesRead': read['bytes'], 'diskSize': vsize})
+                except BaseException:
+                    # A reader blocked in recv (a stalled server) must not keep this process alive: end the connection.
+                    stop.set()
+                    try:
+                        nbd.s.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                    raise
+                finally:
+                    stop.set()
+                    # Unblock a reader waiting on a full queue, then wait for it (it owns the NBD socket until then).
+                    while producer.is_alive():
+                        try:
+                            ahead.get(timeout=0.1)
+                        except queue.Empty:
+                            pass
+                    producer.join()
                 mtime = int((ts - datetime(1970, 1, 1)).total_seconds()) * 1_000_000_000
                 item = Item(path=item_path, mode=stat.S_IFREG | 0o600, uid=0, gid=0, user='root', group='root', mtime=mtime, atime=mtime, ctime=mtime)
                 item.chunks = chunks
