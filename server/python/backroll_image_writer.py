@@ -186,6 +186,7 @@ def overlaps(ranges, s, e):
 
 
 def main():
+    started = time.monotonic()
     cfg = json.loads(sys.stdin.readline())
     import borg
     version = getattr(borg, '__version__', '?')
@@ -206,7 +207,8 @@ def main():
     item_path = cfg['itemPath']
     ts = datetime.strptime(cfg['timestamp'], '%Y-%m-%dT%H:%M:%S')
     lock_wait = int(cfg.get('lockWait', 10))
-    started = time.monotonic()
+    phases = {'imports': round(time.monotonic() - started, 3)}
+    mark = lambda name: phases.__setitem__(name, round(time.monotonic() - started, 3))
 
     # The extents first: an NBD server may allow one client at a time (qemu-nbd's default).
     zeros = []
@@ -216,12 +218,14 @@ def main():
     if cfg.get('skipZeros', True):
         zeros = merge([(e['start'], e['start'] + e['length']) for e in qemu_img_map(['--image-opts', image_opts(sock, export)]) if e.get('zero')])
     nbd = Nbd(sock, export)
+    mark('extents')
     vsize = nbd.size
     if cfg.get('virtualSize') is not None and int(cfg['virtualSize']) != vsize:
         raise Failure('BACKUP.NBD_FAILED', f'the NBD export has {vsize} bytes, the disk {cfg["virtualSize"]}')
     tmpdir = tempfile.mkdtemp(prefix='backroll-image-')
     try:
         segs, fsize, tpl = layout(vsize, tmpdir)
+        mark('layout')
         tfd = os.open(tpl, os.O_RDONLY)
         g2f = [(g, fo, ln) for fo, ln, g in segs if g is not None]
         g2f.sort()
@@ -291,6 +295,7 @@ def main():
             key.compressor = CompressionSpec(cfg['compression']).compressor
             assert_secure(repository, manifest, lock_wait)
             with Cache(repository, key, manifest, lock_wait=lock_wait) as cache:
+                mark('repository')
                 base_chunks = None
                 reason = cfg.get('fullReason')
                 base = cfg.get('baseArchive')
@@ -328,6 +333,7 @@ def main():
                     plan.append((0, fsize, None))
                     mode = 'full'
                 bytes_to_read = to_read([(s, e) for s, e, c in plan if c is None])
+                mark('plan')
                 emit({'type': 'progress', 'mode': mode, 'reason': reason, 'bytesToRead': bytes_to_read, 'bytesRead': 0, 'diskSize': vsize})
 
                 archive = Archive(repository, key, manifest, cfg['archive'], cache=cache, create=True, chunker_params=('fixed', G, 0))
@@ -408,7 +414,9 @@ def main():
                 item.get_size(memorize=True)
                 stats.nfiles += 1
                 archive.add_item(item, show_progress=False)
+                mark('data')
                 archive.save(timestamp=ts, additional_metadata={'comment': ''})
+                mark('saved')
                 emit({
                     'type': 'result',
                     'mode': mode,
@@ -423,6 +431,7 @@ def main():
                     'chunks': len(chunks),
                     'reusedChunks': sum(1 for _, _, c in plan if c is not None),
                     'durationSeconds': time.monotonic() - started,
+                    'phases': phases,
                 })
         os.close(tfd)
     finally:

@@ -333,6 +333,7 @@ export class PullBackup {
     });
     if (r.reason && r.mode === 'full') await log('warn', `${d.target}: full read: ${r.reason}`);
     await log('info', `${d.target}: ${readSummary(r.mode, r.bytesRead, r.diskSize)} (${fmtBytes(r.bytesToRead)} to read); archive ${d.archive}: ${r.originalSize} bytes, ${r.deduplicatedSize} new, ${r.durationSeconds.toFixed(1)} s`);
+    if (r.phases) await log('debug', `${d.target}: image writer, seconds since start: ${Object.entries(r.phases).map(([k, v]) => `${k} ${v}`).join(', ')}`);
     c.onArchive(d.archive);
     return r;
   }

@@ -70,13 +70,14 @@ export async function loadSource(borg: BorgReader, access: RepoAccess, rp: Resto
   let domainXml: string | null = null;
   let manifest: BackupManifest | null = null;
   if (config && opts.config !== false) {
-    const items = (await borg.listItems(access, config, signal)).filter((i) => i.type === '-');
-    const xmlItem = items.find((i) => path.basename(i.path) === 'domain.xml');
-    const jsonItem = items.find((i) => path.basename(i.path) === 'backroll.json');
-    if (xmlItem) domainXml = (await borg.readFile(access, config, xmlItem.path, signal)).toString('utf8');
-    if (jsonItem) {
+    // Its regular files in one borg process (export-tar), matched by base name as before.
+    const files = await borg.readSmallFiles(access, config, { signal });
+    const xmlFile = files.find((f) => path.basename(f.path) === 'domain.xml');
+    const jsonFile = files.find((f) => path.basename(f.path) === 'backroll.json');
+    if (xmlFile) domainXml = xmlFile.data.toString('utf8');
+    if (jsonFile) {
       try {
-        manifest = JSON.parse((await borg.readFile(access, config, jsonItem.path, signal)).toString('utf8')) as BackupManifest;
+        manifest = JSON.parse(jsonFile.data.toString('utf8')) as BackupManifest;
       } catch {
         manifest = null;
       }

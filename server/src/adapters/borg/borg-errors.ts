@@ -13,6 +13,8 @@ export const BorgErrorCode = {
   PASSPHRASE_WRONG: 'BORG.PASSPHRASE_WRONG',
   ARCHIVE_EXISTS: 'BORG.ARCHIVE_EXISTS',
   ARCHIVE_NOT_FOUND: 'BORG.ARCHIVE_NOT_FOUND',
+  /** A small archive (a restore point's configuration) holds far more than it can. */
+  ARCHIVE_TOO_LARGE: 'BORG.ARCHIVE_TOO_LARGE',
   /** The backup storage has no space left. */
   STORAGE_FULL: 'STORAGE.FULL',
   NOT_INSTALLED: 'BORG.NOT_INSTALLED',
@@ -32,6 +34,7 @@ const KIND: Record<BorgErrorCode, ErrorKind> = {
   'BORG.PASSPHRASE_WRONG': 'conflict',
   'BORG.ARCHIVE_EXISTS': 'conflict',
   'BORG.ARCHIVE_NOT_FOUND': 'not_found',
+  'BORG.ARCHIVE_TOO_LARGE': 'conflict',
   'STORAGE.FULL': 'unavailable',
   'BORG.NOT_INSTALLED': 'unavailable',
   'BORG.CHECK_FAILED': 'conflict',

@@ -45,6 +45,8 @@ export interface ImageWriteResult {
   compressedSize: number;
   deduplicatedSize: number;
   durationSeconds: number;
+  /** Seconds since the writer started at the end of each phase (extents, layout, repository, plan, data, saved). */
+  phases?: Record<string, number>;
 }
 
 /** The interpreter named by a script's `#!` line (`/usr/bin/python3`, or `env python3` → `python3`). */
