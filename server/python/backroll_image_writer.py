@@ -20,9 +20,11 @@ Guest data is read over NBD (the unix socket of libvirt's pull-mode backup job) 
 minimal fixed-newstyle NBD client (NBD_OPT_GO, simple replies). The extents (dirty bitmap,
 allocation) come from `qemu-img map` on the same export.
 """
+import base64
 import json
 import os
 import queue
+import re
 import socket
 import stat
 import struct
@@ -183,6 +185,41 @@ def overlaps(ranges, s, e):
     if i >= 0 and ranges[i][1] > s:
         return True
     return i + 1 < len(ranges) and ranges[i + 1][0] < e
+
+
+CONFIG_NAME = re.compile(r'[A-Za-z0-9][A-Za-z0-9._-]{0,99}')
+CONFIG_ARCHIVE = re.compile(r'config_[0-9]{1,12}')
+CONFIG_CHUNK = 1 << 20
+
+
+def write_config(repository, key, manifest, cache, spec):
+    """One archive of small files at the archive root (domain.xml, backroll.json, checkpoint.xml), as
+    `borg create` of them from their directory would store them (mode 0600, the backup's time)."""
+    from borg.archive import Archive
+    from borg.item import Item
+    name = spec['archive']
+    if not CONFIG_ARCHIVE.fullmatch(name):
+        raise Failure('BACKUP.CONFIG_INVALID', f'not a config archive name: {name!r}')
+    ts = datetime.strptime(spec['timestamp'], '%Y-%m-%dT%H:%M:%S')
+    mtime = int((ts - datetime(1970, 1, 1)).total_seconds()) * 1_000_000_000
+    archive = Archive(repository, key, manifest, name, cache=cache, create=True, chunker_params=('fixed', CONFIG_CHUNK, 0))
+    stats = archive.stats
+    for f in spec['files']:
+        if not CONFIG_NAME.fullmatch(f['name']):
+            raise Failure('BACKUP.CONFIG_INVALID', f'not a config file name: {f["name"]!r}')
+        data = base64.b64decode(f['data'], validate=True)
+        chunks = []
+        for off in range(0, len(data), CONFIG_CHUNK):
+            piece = data[off:off + CONFIG_CHUNK]
+            chunks.append(cache.add_chunk(key.id_hash(piece), piece, stats, wait=False))
+            repository.async_response(wait=False)
+        item = Item(path=f['name'], mode=stat.S_IFREG | 0o600, uid=0, gid=0, user='root', group='root', mtime=mtime, atime=mtime, ctime=mtime)
+        item.chunks = chunks
+        item.get_size(memorize=True)
+        stats.nfiles += 1
+        archive.add_item(item, show_progress=False)
+    archive.save(timestamp=ts, additional_metadata={'comment': ''})
+    emit({'type': 'config', 'archive': name, 'originalSize': stats.osize, 'compressedSize': stats.csize, 'deduplicatedSize': stats.usize})
 
 
 def main():
@@ -433,6 +470,14 @@ def main():
                     'durationSeconds': time.monotonic() - started,
                     'phases': phases,
                 })
+                if cfg.get('thenConfig'):
+                    # The restore point's config archive, in this process and transaction context
+                    # (no second borg start): its files arrive on the next stdin line, once the
+                    # caller has this disk's result; an empty object or EOF means none.
+                    line = sys.stdin.readline()
+                    spec = json.loads(line) if line.strip() else {}
+                    if spec.get('archive'):
+                        write_config(repository, key, manifest, cache, spec)
         os.close(tfd)
     finally:
         nbd.close()

@@ -266,27 +266,34 @@ export class BackupEngine {
             pulled =
               pullBase !== null
                 ? await this.deps.pull.run(
-                    { vmId: vm.id, uuid: vm.uuid, jobs: dom.jobs, access, disks: pullPlan, epoch, compression: policy.compression, base: pullBase.base, fullReason: pullBase.reason, onArchive: (a) => created.push(a), reach, track },
+                    {
+                      vmId: vm.id,
+                      uuid: vm.uuid,
+                      jobs: dom.jobs,
+                      access,
+                      disks: pullPlan,
+                      epoch,
+                      compression: policy.compression,
+                      base: pullBase.base,
+                      fullReason: pullBase.reason,
+                      onArchive: (a) => created.push(a),
+                      reach,
+                      track,
+                      // The config archive is written by the last disk's image writer (no second borg start).
+                      config: async (read) => ({
+                        archive: configArchiveName(epoch),
+                        timestamp: new Date(epoch * 1000),
+                        files: configFiles({ vm, host, policy, info: { name: info.name }, inactiveXml, cloudStack: parseVmInfo(vm.cloudstack), disks: read.disks.map((r) => pulledDiskRecord(r, disks)), epoch, read: readInfoOf(read) }),
+                      }),
+                    },
                     ctx,
                     signal,
                     log,
                   )
                 : await this.deps.pull.runOffline({ jobs: dom.jobs, access, disks: pullPlan, epoch, compression: policy.compression, reason: offlineReason!, onArchive: (a) => created.push(a), reach }, ctx, signal, log);
             for (const r of pulled.disks) {
-              const d = disks.find((x) => x.disk.target === r.target)!;
               stats.push(r);
-              diskRecords.push({
-                target: r.target,
-                path: d.path,
-                // The archive holds a complete qcow2 image (preallocated metadata), without backing file.
-                format: 'qcow2',
-                archive: r.archive,
-                virtualSize: r.diskSize,
-                backingChain: [],
-                originalSize: r.originalSize,
-                compressedSize: r.compressedSize,
-                deduplicatedSize: r.deduplicatedSize,
-              });
+              diskRecords.push(pulledDiskRecord(r, disks));
             }
           } else if (live) {
             snapshotAttempted = true;
@@ -323,12 +330,16 @@ export class BackupEngine {
             }
           }
           const read = pulled
-            ? { mode: pulled.mode, reason: pulled.reason, bytesToRead: pulled.bytesToRead, bytesRead: pulled.bytesRead, checkpointName: pulled.checkpointName, checkpointXml: pulled.checkpointXml, chainFullEpoch: pulled.chainFullEpoch }
+            ? readInfoOf(pulled)
             : { mode: 'full' as const, reason: notPull, bytesToRead: disks.reduce((s, d) => s + d.size, 0), bytesRead: stats.reduce((s, x) => s + x.originalSize, 0), checkpointName: null, checkpointXml: null, chainFullEpoch: epoch };
           readInfo = read;
-          const cfg = await this.createConfigArchive(access, { vm, host, policy, info: { name: info.name }, inactiveXml, cloudStack: stopped?.info ?? parseVmInfo(vm.cloudstack), disks: diskRecords, epoch, read }, ctx, signal);
-          created.push(configArchiveName(epoch));
-          stats.push(cfg);
+          if (pulled?.configArchive) {
+            stats.push(pulled.configArchive);
+          } else {
+            const cfg = await this.createConfigArchive(access, { vm, host, policy, info: { name: info.name }, inactiveXml, cloudStack: stopped?.info ?? parseVmInfo(vm.cloudstack), disks: diskRecords, epoch, read }, ctx, signal);
+            created.push(configArchiveName(epoch));
+            stats.push(cfg);
+          }
         } catch (err) {
           failure = err;
         }
@@ -567,37 +578,15 @@ export class BackupEngine {
     return st;
   }
 
-  private async createConfigArchive(
-    access: RepoAccess,
-    c: { vm: VirtualMachineTable; host: HostTable; policy: PolicyTable; info: { name: string }; inactiveXml: string | null; cloudStack: CloudStackVmInfo | null; disks: RestorePointDisk[]; epoch: number; read: ReadInfo },
-    ctx: TaskContext,
-    signal: AbortSignal,
-  ) {
+  private async createConfigArchive(access: RepoAccess, c: ConfigContent, ctx: TaskContext, signal: AbortSignal) {
     const dir = path.join(this.deps.dataDir, 'tmp', `backup-${ctx.taskId}-${c.epoch}`);
     await fs.mkdir(dir, { recursive: true, mode: 0o700 });
     try {
-      // A VM CloudStack stopped has no libvirt definition: no domain.xml then (restores use the VM's volumes).
-      if (c.inactiveXml !== null) await fs.writeFile(path.join(dir, 'domain.xml'), c.inactiveXml, { mode: 0o600 });
-      const meta = {
-        backrollVersion: VERSION,
-        epoch: c.epoch,
-        createdAt: new Date(c.epoch * 1000).toISOString(),
-        vm: { uuid: c.vm.uuid, name: c.info.name, id: c.vm.id },
-        host: { id: c.host.id, name: c.host.name, address: c.host.address },
-        policy: { id: c.policy.id, name: c.policy.name, compression: c.policy.compression, encryption: c.policy.encryption },
-        disks: c.disks.map((d) => ({ target: d.target, path: d.path, format: d.format, backingChain: d.backingChain, virtualSize: d.virtualSize, archive: d.archive })),
-        ...(c.cloudStack ? { cloudStack: c.cloudStack } : {}),
-        read: { mode: c.read.mode, reason: c.read.reason, bytesToRead: c.read.bytesToRead, bytesRead: c.read.bytesRead, checkpoint: c.read.checkpointName },
-      };
-      const files = c.inactiveXml !== null ? ['domain.xml', 'backroll.json'] : ['backroll.json'];
-      if (c.read.checkpointXml) {
-        await fs.writeFile(path.join(dir, 'checkpoint.xml'), c.read.checkpointXml, { mode: 0o600 });
-        files.push('checkpoint.xml');
-      }
-      await fs.writeFile(path.join(dir, 'backroll.json'), `${JSON.stringify(meta, null, 2)}\n`, { mode: 0o600 });
+      const files = configFiles(c);
+      for (const f of files) await fs.writeFile(path.join(dir, f.name), f.data, { mode: 0o600 });
       return await this.deps.borg.create(access, {
         archive: configArchiveName(c.epoch),
-        paths: files,
+        paths: files.map((f) => f.name),
         cwd: dir,
         compression: c.policy.compression,
         timestamp: new Date(c.epoch * 1000),
@@ -738,6 +727,59 @@ export class BackupEngine {
     await this.deps.compactions.compacted(access.repo, this.deps.clock.now());
     await log('info', `repository compacted (${decision.why}) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
   }
+}
+
+interface ConfigContent {
+  vm: VirtualMachineTable;
+  host: HostTable;
+  policy: PolicyTable;
+  info: { name: string };
+  inactiveXml: string | null;
+  cloudStack: CloudStackVmInfo | null;
+  disks: RestorePointDisk[];
+  epoch: number;
+  read: ReadInfo;
+}
+
+/** The files of a restore point's config archive: domain.xml (when libvirt has the VM), backroll.json, checkpoint.xml (when one was made). */
+function configFiles(c: ConfigContent): Array<{ name: string; data: Buffer }> {
+  const meta = {
+    backrollVersion: VERSION,
+    epoch: c.epoch,
+    createdAt: new Date(c.epoch * 1000).toISOString(),
+    vm: { uuid: c.vm.uuid, name: c.info.name, id: c.vm.id },
+    host: { id: c.host.id, name: c.host.name, address: c.host.address },
+    policy: { id: c.policy.id, name: c.policy.name, compression: c.policy.compression, encryption: c.policy.encryption },
+    disks: c.disks.map((d) => ({ target: d.target, path: d.path, format: d.format, backingChain: d.backingChain, virtualSize: d.virtualSize, archive: d.archive })),
+    ...(c.cloudStack ? { cloudStack: c.cloudStack } : {}),
+    read: { mode: c.read.mode, reason: c.read.reason, bytesToRead: c.read.bytesToRead, bytesRead: c.read.bytesRead, checkpoint: c.read.checkpointName },
+  };
+  const files: Array<{ name: string; data: Buffer }> = [];
+  // A VM CloudStack stopped has no libvirt definition: no domain.xml then (restores use the VM's volumes).
+  if (c.inactiveXml !== null) files.push({ name: 'domain.xml', data: Buffer.from(c.inactiveXml) });
+  files.push({ name: 'backroll.json', data: Buffer.from(`${JSON.stringify(meta, null, 2)}\n`) });
+  if (c.read.checkpointXml) files.push({ name: 'checkpoint.xml', data: Buffer.from(c.read.checkpointXml) });
+  return files;
+}
+
+function readInfoOf(p: PullBackupResult): ReadInfo {
+  return { mode: p.mode, reason: p.reason, bytesToRead: p.bytesToRead, bytesRead: p.bytesRead, checkpointName: p.checkpointName, checkpointXml: p.checkpointXml, chainFullEpoch: p.chainFullEpoch };
+}
+
+/** A disk read through the image writer: the archive holds a complete qcow2 image (preallocated metadata), without backing file. */
+function pulledDiskRecord(r: PullBackupResult['disks'][number], planned: readonly PlannedDisk[]): RestorePointDisk {
+  const d = planned.find((x) => x.disk.target === r.target)!;
+  return {
+    target: r.target,
+    path: d.path,
+    format: 'qcow2',
+    archive: r.archive,
+    virtualSize: r.diskSize,
+    backingChain: [],
+    originalSize: r.originalSize,
+    compressedSize: r.compressedSize,
+    deduplicatedSize: r.deduplicatedSize,
+  };
 }
 
 function sshReadUnsupported(name: string, host: HostTable, vmId: string, why: string): AppError {

@@ -13,7 +13,7 @@
  */
 import path from 'node:path';
 import type { Borg, RepoAccess } from '../adapters/borg/borg.js';
-import type { ImageWriter, ImageWriteResult } from '../adapters/borg/image-writer.js';
+import type { ConfigArchiveResult, ConfigArchiveSpec, ImageWriter, ImageWriteResult } from '../adapters/borg/image-writer.js';
 import { DomainBackupJobs, checkpointXml, pullBackupXml } from '../adapters/libvirt/backup-job.js';
 import type { ProcessRunner } from '../adapters/process/process-runner.js';
 import type { CommandRunner } from '../adapters/qemu-img/qemu-img.js';
@@ -68,6 +68,8 @@ export interface PullBackupResult {
   chainFullEpoch: number;
   bytesToRead: number;
   bytesRead: number;
+  /** The config archive, when the last disk's image writer wrote it (`run`'s `config`). */
+  configArchive?: ConfigArchiveResult;
 }
 
 export function fmtBytes(n: number): string {
@@ -218,6 +220,11 @@ export class PullBackup {
       reach?: SocketReach;
       /** false: no checkpoint (changed-block tracking off): a full read through the job only. */
       track?: boolean;
+      /**
+       * The restore point's config archive, asked once every disk is read: the last disk's image
+       * writer writes it in its own process (no second borg start). Absent: the caller writes it.
+       */
+      config?: (read: PullBackupResult) => Promise<ConfigArchiveSpec>;
     },
     ctx: TaskContext,
     signal: AbortSignal,
@@ -269,25 +276,46 @@ export class PullBackup {
       const results: PullDiskResult[] = [];
       const total = c.disks.reduce((s, d) => s + d.virtualSize, 0);
       let doneBefore = 0;
-      for (const d of c.disks) {
+      const summary = (disks: PullDiskResult[]): PullBackupResult => {
+        const mode = disks.every((r) => r.mode === 'incremental') ? 'incremental' : 'full';
+        return {
+          disks,
+          mode,
+          reason: mode === 'full' ? (reason ?? disks.find((r) => r.reason)?.reason ?? null) : null,
+          checkpointName: track ? cpName : null,
+          checkpointXml: cpXml,
+          chainFullEpoch: mode === 'incremental' && base ? (base.chainFullEpoch ?? base.epoch) : c.epoch,
+          bytesToRead: disks.reduce((s, r) => s + r.bytesToRead, 0),
+          bytesRead: disks.reduce((s, r) => s + r.bytesRead, 0),
+        };
+      };
+      let configArchive: PullBackupResult['configArchive'];
+      for (const [i, d] of c.disks.entries()) {
         signal.throwIfAborted();
         const baseArchive = base?.disks.find((x) => x.target === d.target)?.archive ?? null;
-        const r = await this.writeDisk(c, d, { baseArchive, bitmap: base && baseArchive ? `qemu:dirty-bitmap:backup-${d.target}` : null, socket: local.path, doneBefore, total }, ctx, signal, log);
+        const config = c.config;
+        const last = i === c.disks.length - 1;
+        const r = await this.writeDisk(
+          c,
+          d,
+          {
+            baseArchive,
+            bitmap: base && baseArchive ? `qemu:dirty-bitmap:backup-${d.target}` : null,
+            socket: local.path,
+            doneBefore,
+            total,
+            thenConfig: last && config ? (disk) => config(summary([...results, { ...disk, target: d.target, archive: d.archive }])) : undefined,
+          },
+          ctx,
+          signal,
+          log,
+        );
         results.push({ ...r, target: d.target, archive: d.archive });
+        if (r.config) configArchive = r.config;
         doneBefore += d.virtualSize;
       }
       ok = true;
-      const mode = results.every((r) => r.mode === 'incremental') ? 'incremental' : 'full';
-      return {
-        disks: results,
-        mode,
-        reason: mode === 'full' ? (reason ?? results.find((r) => r.reason)?.reason ?? null) : null,
-        checkpointName: track ? cpName : null,
-        checkpointXml: cpXml,
-        chainFullEpoch: mode === 'incremental' && base ? (base.chainFullEpoch ?? base.epoch) : c.epoch,
-        bytesToRead: results.reduce((s, r) => s + r.bytesToRead, 0),
-        bytesRead: results.reduce((s, r) => s + r.bytesRead, 0),
-      };
+      return { ...summary(results), ...(configArchive ? { configArchive } : {}) };
     } finally {
       await local?.close().catch(() => undefined);
       if (begun) {
@@ -307,7 +335,7 @@ export class PullBackup {
   private async writeDisk(
     c: { access: RepoAccess; compression: string; epoch: number; onArchive: (archive: string) => void },
     d: PullDiskPlan,
-    o: { baseArchive: string | null; bitmap: string | null; socket: string; doneBefore: number; total: number },
+    o: { baseArchive: string | null; bitmap: string | null; socket: string; doneBefore: number; total: number; thenConfig?: (disk: ImageWriteResult) => Promise<ConfigArchiveSpec> },
     ctx: TaskContext,
     signal: AbortSignal,
     log: Log,
@@ -330,11 +358,14 @@ export class PullBackup {
         ctx.progress({ step: `${d.target}: ${readSummary(p.mode, p.bytesRead, d.virtualSize)} (${fmtBytes(p.bytesToRead)} to read)`, bytesDone: p.bytesRead, bytesTotal: p.bytesToRead, percent: o.total > 0 ? (100 * done) / o.total : 100 });
       },
       onLog: (level, m) => void log(level, `${d.target}: ${m}`).catch(() => undefined),
+      // Each archive as soon as it is committed: a later failure deletes it with the rest.
+      onWritten: (archive) => c.onArchive(archive),
+      ...(o.thenConfig ? { thenConfig: o.thenConfig } : {}),
     });
     if (r.reason && r.mode === 'full') await log('warn', `${d.target}: full read: ${r.reason}`);
     await log('info', `${d.target}: ${readSummary(r.mode, r.bytesRead, r.diskSize)} (${fmtBytes(r.bytesToRead)} to read); archive ${d.archive}: ${r.originalSize} bytes, ${r.deduplicatedSize} new, ${r.durationSeconds.toFixed(1)} s`);
     if (r.phases) await log('debug', `${d.target}: image writer, seconds since start: ${Object.entries(r.phases).map(([k, v]) => `${k} ${v}`).join(', ')}`);
-    c.onArchive(d.archive);
+    if (r.config) await log('info', `config archive ${r.config.archive} written by the same process: ${r.config.originalSize} bytes, ${r.config.deduplicatedSize} new`);
     return r;
   }
 

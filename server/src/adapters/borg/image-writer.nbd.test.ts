@@ -13,6 +13,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nodeProcessRunner } from '../process/process-runner.js';
 import { Borg, type RepoAccess } from './borg.js';
+import { BorgReader } from './extract.js';
 import { ImageWriter } from './image-writer.js';
 
 const missing = ['borg', 'qemu-nbd', 'qemu-img'].filter((c) => spawnSync(c, ['--version']).status !== 0);
@@ -67,6 +68,51 @@ describe.skipIf(missing.length > 0)(`image writer against qemu-nbd${missing.leng
     expect(fs.readFileSync(back).equals(raw)).toBe(true);
   }, 60_000);
 
+  it('writes the config archive in the same process once it has the disk result; reports each archive as written', async () => {
+    const written: string[] = [];
+    const files = [
+      { name: 'domain.xml', data: Buffer.from("<domain><name>vm-ü</name></domain>") },
+      { name: 'backroll.json', data: Buffer.from('{"read":{"mode":"full"}}\n') },
+      { name: 'empty', data: Buffer.alloc(0) },
+    ];
+    let seen: number | null = null;
+    const r = await writer.write(access, {
+      ...options('vda_1796272300', sock()),
+      onWritten: (a) => written.push(a),
+      thenConfig: async (disk) => {
+        seen = disk.bytesRead;
+        return { archive: 'config_1796272300', timestamp: new Date(1796272300 * 1000), files };
+      },
+    });
+    expect(seen).toBe(SIZE - MiB);
+    expect(written).toEqual(['vda_1796272300', 'config_1796272300']);
+    expect(r.config?.archive).toBe('config_1796272300');
+    // borg counts the files and the archive's item metadata.
+    expect(r.config!.originalSize).toBeGreaterThanOrEqual(files.reduce((s, f) => s + f.data.length, 0));
+    const got = await new BorgReader({ baseDir: tmp }).readSmallFiles(access, 'config_1796272300');
+    expect(got.map((f) => [f.path, f.data.toString()])).toEqual(files.map((f) => [f.name, f.data.toString()]));
+    const info = spawnSync('borg', ['info', '--json', `${access.repo}::config_1796272300`], { env: { ...process.env, BORG_BASE_DIR: tmp, BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK: 'yes' }, encoding: 'utf8' });
+    expect(info.status, info.stderr).toBe(0);
+    expect(JSON.parse(info.stdout).archives[0].start).toBe(`${new Date(1796272300 * 1000).toISOString().slice(0, 19)}.000000`);
+  }, 60_000);
+
+  it('a config that cannot be prepared: the disk archive was reported written (so the caller removes it), the error says why', async () => {
+    const written: string[] = [];
+    const err = (await writer
+      .write(access, {
+        ...options('vda_1796272400', sock()),
+        onWritten: (a) => written.push(a),
+        thenConfig: async () => {
+          throw new Error('database gone');
+        },
+      })
+      .catch((e: unknown) => e)) as { code?: string; message?: string };
+    expect(err.code).toBe('BACKUP.CONFIG_FAILED');
+    expect(err.message).toMatch(/database gone/);
+    expect(written).toEqual(['vda_1796272400']);
+    expect((await borg.list(access)).map((a) => a.name)).not.toContain('config_1796272400');
+  }, 60_000);
+
   it('an NBD connection cut mid-read: BACKUP.NBD_FAILED at once, no archive written', async () => {
     // A proxy in front of qemu-nbd that breaks every connection after 8 MiB of data towards the writer
     // (qemu-img map's connections carry far less and pass).
@@ -95,7 +141,7 @@ describe.skipIf(missing.length > 0)(`image writer against qemu-nbd${missing.leng
       expect(err.code, err.message).toBe('BACKUP.NBD_FAILED');
       expect(err.message).toMatch(/NBD connection closed/);
       expect(Date.now() - t0).toBeLessThan(20_000);
-      expect((await borg.list(access)).map((a) => a.name)).toEqual(['full']);
+      expect((await borg.list(access)).map((a) => a.name)).not.toContain('cut');
     } finally {
       await new Promise((r) => proxy.close(r));
     }

@@ -31,6 +31,27 @@ export interface ImageWriteOptions {
   signal?: AbortSignal;
   onProgress?: (p: { bytesToRead: number; bytesRead: number; mode: string }) => void;
   onLog?: (level: 'info' | 'warn' | 'error', message: string) => void;
+  /** Called with each archive as soon as the writer committed it (the disk's, then the config's). */
+  onWritten?: (archive: string) => void;
+  /**
+   * Asked once the disk's archive is written: the restore point's config archive, which the
+   * writer then writes in the same process (no second borg start); null: none.
+   */
+  thenConfig?: (disk: ImageWriteResult) => Promise<ConfigArchiveSpec | null>;
+}
+
+export interface ConfigArchiveSpec {
+  archive: string;
+  timestamp: Date;
+  /** Files at the archive root: `[A-Za-z0-9][A-Za-z0-9._-]*` names. */
+  files: Array<{ name: string; data: Buffer }>;
+}
+
+export interface ConfigArchiveResult {
+  archive: string;
+  originalSize: number;
+  compressedSize: number;
+  deduplicatedSize: number;
 }
 
 export interface ImageWriteResult {
@@ -47,6 +68,8 @@ export interface ImageWriteResult {
   durationSeconds: number;
   /** Seconds since the writer started at the end of each phase (extents, layout, repository, plan, data, saved). */
   phases?: Record<string, number>;
+  /** The config archive, when `thenConfig` gave one and the writer wrote it. */
+  config?: ConfigArchiveResult;
 }
 
 /** The interpreter named by a script's `#!` line (`/usr/bin/python3`, or `env python3` → `python3`). */
@@ -99,13 +122,19 @@ export class ImageWriter {
       virtualSize: o.virtualSize,
       chunkSize: o.chunkSize ?? 1 << 16,
       lockWait: 10,
+      thenConfig: o.thenConfig !== undefined,
     };
     let result: ImageWriteResult | null = null;
+    let config: ConfigArchiveResult | null = null;
     let error: { code: string; message: string } | null = null;
     let unsupported: string | null = null;
+    let stdin: { write(data: string): void; end(): void } | null = null;
+    let answer: Promise<void> = Promise.resolve();
+    let configWanted = false;
     const r = await this.runner.run(python, [WRITER_SCRIPT], {
       env: this.borg.envFor(access),
       stdin: `${JSON.stringify(input)}\n`,
+      ...(o.thenConfig ? { openStdin: (w: { write(data: string): void; end(): void }) => void (stdin = w) } : {}),
       signal: o.signal,
       killGraceMs: 5_000,
       onStdoutLine: (line) => {
@@ -116,8 +145,29 @@ export class ImageWriter {
           return;
         }
         if (m.type === 'progress') o.onProgress?.({ bytesToRead: Number(m.bytesToRead), bytesRead: Number(m.bytesRead), mode: String(m.mode) });
-        else if (m.type === 'result') result = m as unknown as ImageWriteResult;
-        else if (m.type === 'error') error = { code: String(m.code), message: String(m.message) };
+        else if (m.type === 'result') {
+          result = m as unknown as ImageWriteResult;
+          o.onWritten?.(o.archive);
+          const ask = o.thenConfig;
+          if (ask) {
+            const disk = result;
+            // The writer waits on stdin for its config archive (or an empty object).
+            answer = ask(disk).then(
+              (spec) => {
+                configWanted = spec !== null;
+                stdin?.write(`${JSON.stringify(spec ? { archive: spec.archive, timestamp: spec.timestamp.toISOString().slice(0, 19), files: spec.files.map((f) => ({ name: f.name, data: f.data.toString('base64') })) } : {})}\n`);
+                stdin?.end();
+              },
+              (err: unknown) => {
+                stdin?.end();
+                error = { code: 'BACKUP.CONFIG_FAILED', message: `the config archive could not be prepared: ${(err as Error).message}` };
+              },
+            );
+          }
+        } else if (m.type === 'config') {
+          config = { archive: String(m.archive), originalSize: Number(m.originalSize), compressedSize: Number(m.compressedSize), deduplicatedSize: Number(m.deduplicatedSize) };
+          o.onWritten?.(config.archive);
+        } else if (m.type === 'error') error = { code: String(m.code), message: String(m.message) };
         else if (m.type === 'unsupported') unsupported = String(m.reason);
       },
       onStderrLine: (line) => {
@@ -125,6 +175,8 @@ export class ImageWriter {
         if (e?.type === 'log' && (e.level === 'warn' || e.level === 'error')) o.onLog?.(e.level, `borg: ${e.message}`);
       },
     });
+    (stdin as { end(): void } | null)?.end();
+    await answer;
     if (r.aborted) throw new AppError('conflict', 'BORG.CANCELED', 'the image writer was stopped (canceled)');
     if (unsupported) throw new AppError('unavailable', 'BACKUP.BORG_VERSION_UNVERIFIED', unsupported);
     if (error) {
@@ -132,6 +184,7 @@ export class ImageWriter {
       throw new AppError('unavailable', e.code, `writing ${o.archive}: ${e.message}`);
     }
     if (r.code !== 0 || !result) throw new AppError('internal', 'BACKUP.IMAGE_WRITER_FAILED', `the image writer failed (exit ${r.code ?? r.signal}): ${r.stderr.trim().split('\n').slice(-3).join('; ')}`);
-    return result;
+    if (configWanted && !config) throw new AppError('internal', 'BACKUP.IMAGE_WRITER_FAILED', `the image writer ended without writing the config archive`);
+    return config ? { ...(result as ImageWriteResult), config } : result;
   }
 }

@@ -11,6 +11,12 @@ export interface RunOptions {
   env?: Record<string, string>;
   cwd?: string;
   stdin?: string | Buffer;
+  /**
+   * Keeps stdin open after `stdin` was written and hands the caller a writer for later lines
+   * (a conversation: the child asks on stdout, the caller answers). The caller ends it; the
+   * process is killed as usual on abort or timeout.
+   */
+  openStdin?: (stdin: { write(data: string): void; end(): void }) => void;
   /** On abort: SIGINT, then SIGTERM after `killGraceMs`, then SIGKILL after as long again. */
   signal?: AbortSignal;
   killGraceMs?: number;
@@ -123,7 +129,10 @@ export const nodeProcessRunner: ProcessRunner = {
         errLines?.push(b);
       });
       child.stdin.on('error', () => {});
-      child.stdin.end(opts.stdin ?? '');
+      if (opts.openStdin) {
+        if (opts.stdin !== undefined) child.stdin.write(opts.stdin);
+        opts.openStdin({ write: (d) => void child.stdin.write(d), end: () => child.stdin.end() });
+      } else child.stdin.end(opts.stdin ?? '');
       child.on('error', (e) => {
         opts.signal?.removeEventListener('abort', onAbort);
         for (const t of timers) clearTimeout(t);
