@@ -135,10 +135,19 @@ def image_opts(sock, export, bitmap=None):
 
 
 def qemu_img_map(args):
-    r = subprocess.run(['qemu-img', 'map', '--output=json', *args], capture_output=True, text=True)
-    if r.returncode != 0:
-        raise Failure('BACKUP.NBD_FAILED', f'qemu-img map failed: {r.stderr.strip()[:500]}')
-    return json.loads(r.stdout)
+    return qemu_img_maps([args])[0]
+
+
+def qemu_img_maps(arg_lists):
+    """Several `qemu-img map` at once (each its own NBD client; the job's server and qemu-nbd --shared allow several)."""
+    procs = [subprocess.Popen(['qemu-img', 'map', '--output=json', *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for args in arg_lists]
+    out = []
+    for p in procs:
+        stdout, stderr = p.communicate()
+        if p.returncode != 0:
+            raise Failure('BACKUP.NBD_FAILED', f'qemu-img map failed: {stderr.strip()[:500]}')
+        out.append(json.loads(stdout))
+    return out
 
 
 def layout(virtual_size, tmpdir):
@@ -250,10 +259,16 @@ def main():
     # The extents first: an NBD server may allow one client at a time (qemu-nbd's default).
     zeros = []
     dirty_guest = None
+    wanted = []
     if cfg.get('bitmap'):
-        dirty_guest = merge([(e['start'], e['start'] + e['length']) for e in qemu_img_map(['--image-opts', image_opts(sock, export, cfg['bitmap'])]) if not e.get('data')])
+        wanted.append(('dirty', ['--image-opts', image_opts(sock, export, cfg['bitmap'])]))
     if cfg.get('skipZeros', True):
-        zeros = merge([(e['start'], e['start'] + e['length']) for e in qemu_img_map(['--image-opts', image_opts(sock, export)]) if e.get('zero')])
+        wanted.append(('zeros', ['--image-opts', image_opts(sock, export)]))
+    maps = dict(zip([w[0] for w in wanted], qemu_img_maps([w[1] for w in wanted]))) if wanted else {}
+    if 'dirty' in maps:
+        dirty_guest = merge([(e['start'], e['start'] + e['length']) for e in maps['dirty'] if not e.get('data')])
+    if 'zeros' in maps:
+        zeros = merge([(e['start'], e['start'] + e['length']) for e in maps['zeros'] if e.get('zero')])
     nbd = Nbd(sock, export)
     mark('extents')
     vsize = nbd.size
