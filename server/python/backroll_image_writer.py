@@ -90,33 +90,30 @@ class Nbd:
             raise Failure('BACKUP.NBD_FAILED', 'the NBD server sent no export size')
         self.handle = 0
 
-    def _recv(self, n):
-        buf = bytearray(n)
-        view = memoryview(buf)
+    def _recv_into(self, view):
         got = 0
+        n = len(view)
         while got < n:
             k = self.s.recv_into(view[got:], n - got)
             if k == 0:
                 raise Failure('BACKUP.NBD_FAILED', 'the NBD connection closed')
             got += k
+
+    def _recv(self, n):
+        buf = bytearray(n)
+        self._recv_into(memoryview(buf))
         return buf
 
     def read_into(self, off, view):
         """Reads len(view) bytes at `off` straight into `view` (a writable memoryview): no copy."""
-        length = len(view)
         self.handle += 1
-        self.s.sendall(struct.pack('>IHHQQI', 0x25609513, 0, NBD_CMD_READ, self.handle, off, length))
+        self.s.sendall(struct.pack('>IHHQQI', 0x25609513, 0, NBD_CMD_READ, self.handle, off, len(view)))
         magic, err, handle = struct.unpack('>IIQ', self._recv(16))
         if magic != 0x67446698 or handle != self.handle:
             raise Failure('BACKUP.NBD_FAILED', 'bad NBD reply')
         if err:
             raise Failure('BACKUP.NBD_FAILED', f'NBD read error {err} at offset {off}')
-        got = 0
-        while got < length:
-            k = self.s.recv_into(view[got:], length - got)
-            if k == 0:
-                raise Failure('BACKUP.NBD_FAILED', 'the NBD connection closed')
-            got += k
+        self._recv_into(view)
 
     def close(self):
         try:
