@@ -18,7 +18,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../support/ports.js';
+import { freePorts } from '../support/ports.js';
 import { startTestServer, type TestServer } from '../support/server.js';
 
 const PROXY = path.resolve(import.meta.dirname, '../../../deploy/proxy');
@@ -146,8 +146,7 @@ describe('reverse-proxy examples (deploy/proxy)', () => {
       const prefix = tmp();
       const c = certificate(prefix);
       ca = fs.readFileSync(c.cert, 'utf8');
-      httpsPort = await freePort();
-      httpPort = await freePort();
+      [httpsPort, httpPort] = (await freePorts(2)) as [number, number];
       const conf = mainConfig(prefix, siteConfig({ ...c, http: httpPort, https: httpsPort, upstream: Number(new URL(t.url).port) }));
       nginx = spawn(NGINX!, ['-p', prefix, '-e', path.join(prefix, 'error.log'), '-c', conf, '-g', 'daemon off;'], { stdio: 'ignore' });
       for (let i = 0; i < 100; i++) {
@@ -220,8 +219,8 @@ describe('reverse-proxy examples (deploy/proxy)', () => {
           }),
       });
       const home = tmp();
-      httpsPort = await freePort();
-      const httpPort = await freePort();
+      const [https, httpPort] = (await freePorts(2)) as [number, number];
+      httpsPort = https;
       const upstream = Number(new URL(t.url).port);
       // The example as shipped, but for 127.0.0.1 on test ports with Caddy's own CA (no ACME, no trust-store change).
       const site = fs

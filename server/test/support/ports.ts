@@ -11,3 +11,25 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+/**
+ * `count` distinct free TCP ports on loopback: every listener stays open until all are chosen
+ * (two `freePort()` calls in a row can return the same port; nginx then merged a plain and an
+ * ssl `listen` on it and refused the config).
+ */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers: net.Server[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const srv = net.createServer();
+      servers.push(srv);
+      await new Promise<void>((resolve, reject) => {
+        srv.once('error', reject);
+        srv.listen(0, '127.0.0.1', () => resolve());
+      });
+    }
+    return servers.map((s) => (s.address() as net.AddressInfo).port);
+  } finally {
+    await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  }
+}
